@@ -1,0 +1,41 @@
+# genstudio: `make run` opens the studio, `make test` runs the whole suite.
+# Both set up .venv first (idempotent: redone only when pyproject.toml changes).
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+GS     := $(BIN)/genstudio
+TORCH  := torch==2.13.0
+
+.PHONY: setup run test models bench lint installer clean
+
+setup: $(STAMP)
+
+# torch is pinned and installed first so that the [export] extra never pulls a CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade --quiet pip
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e '.[export,dev]'
+	touch $(STAMP)
+
+# Builds the model artifacts that are not kept in git (skips those already built).
+models: setup
+	$(GS) export missing
+
+run: setup models
+	$(GS)
+
+test: setup
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check genstudio tests
+	$(BIN)/lint-imports
+
+bench: setup
+	QT_QPA_PLATFORM=offscreen $(GS) bench all --write docs/benchmarks.md
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

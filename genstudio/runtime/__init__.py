@@ -1,0 +1,1 @@
+"""The runtime layer: providers, sessions, model manifests, the registry and safe loading. No Qt, no torch."""
