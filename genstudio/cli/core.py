@@ -157,7 +157,7 @@ def cmd_shot(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from genstudio.qt.bench import run_benchmarks
+    from genstudio.cli.bench import run_benchmarks
 
     return run_benchmarks(args.which, write=args.write, as_json=args.json)
 

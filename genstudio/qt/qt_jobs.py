@@ -20,9 +20,12 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, Signal
 
 _NOTHING = object()
+# Worker -> GUI wake-up: one posted event per batch of mail (postEvent is thread-safe and needs no
+# signal emission from a plain Python thread).
+_WAKE = QEvent.Type(QEvent.registerEventType())
 
 
 @dataclass
@@ -48,8 +51,6 @@ class QtJob(QObject):
     cancelled = Signal(object)  # the last progress seen (a stop keeps the last preview)
     finished = Signal()  # after any of the three above
 
-    _wake = Signal()  # worker -> GUI: something is waiting in the mailbox
-
     def __init__(self, name: str, gen: Generator[Any, None, Any], parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.name = name
@@ -67,7 +68,6 @@ class QtJob(QObject):
         self.state = "new"  # new, running, succeeded, failed, cancelled
         self.progress_count = 0  # yields seen by the worker (delivered or dropped)
         self.delivered_count = 0  # progress signals emitted on the GUI thread
-        self._wake.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
 
     # -- control (GUI thread) -------------------------------------------------------------------
     def start(self) -> QtJob:
@@ -139,10 +139,15 @@ class QtJob(QObject):
             if self._wake_pending:
                 return
             self._wake_pending = True
-        self._wake.emit()
+        QCoreApplication.postEvent(self, QEvent(_WAKE))
 
     # -- GUI thread -----------------------------------------------------------------------------
-    @Slot()
+    def event(self, ev: QEvent) -> bool:
+        if ev.type() == _WAKE:
+            self._deliver()
+            return True
+        return super().event(ev)
+
     def _deliver(self) -> None:
         with self._mail_lock:
             progress, self._mail_progress = self._mail_progress, _NOTHING
@@ -207,7 +212,7 @@ class JobManager(QObject):
         if self._closed:
             gen.close()
             raise RuntimeError("the studio is closing; no new jobs")
-        job = QtJob(name, gen, parent=self)
+        job = QtJob(name, gen)  # owned by Python (this list, then the caller), never by a Qt parent
         self._jobs.append(job)
         job.failed.connect(lambda failure, j=job: self.job_failed.emit(j, failure))
         job.finished.connect(lambda j=job: self._on_finished(j))
@@ -220,7 +225,6 @@ class JobManager(QObject):
             self._jobs.remove(job)
         self.last_elapsed = job.elapsed
         self.job_finished.emit(job)
-        job.deleteLater()
 
     def active(self) -> list[QtJob]:
         return [j for j in self._jobs if j.is_running()]

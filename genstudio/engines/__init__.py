@@ -1,0 +1,1 @@
+"""Engines: one module per generative family. numpy + onnxruntime + tokenizers; no Qt, no torch."""

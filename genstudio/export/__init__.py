@@ -1,0 +1,1 @@
+"""The export pipeline: PyTorch models, datasets, training, ONNX export and parity checks. No Qt."""
