@@ -1,0 +1,1 @@
+"""Datasets the export pipeline trains on: real files read from disk, never downloaded."""
