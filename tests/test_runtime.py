@@ -192,3 +192,24 @@ def test_drive_stops_at_the_next_yield():
     with pytest.raises(Cancelled) as info:
         drive(counting_job(100, seen), should_stop=lambda: len(seen) >= 3)
     assert len(seen) == 3 and info.value.last.step == 3
+
+
+def test_import_that_fails_midway_leaves_nothing(models_root, tmp_path, monkeypatch):
+    import shutil as _shutil
+
+    from genstudio.runtime import paths
+
+    def full_disk(real):
+        def copy(*args, **kwargs):
+            real(*args, **kwargs)
+            raise OSError(28, "No space left on device")
+        return copy
+
+    src = make_model_folder(tmp_path / "src", name="half")
+    bare = make_tiny_onnx(tmp_path / "bare.onnx")
+    monkeypatch.setattr(_shutil, "copytree", full_disk(_shutil.copytree))
+    monkeypatch.setattr(_shutil, "copy2", full_disk(_shutil.copy2))
+    for path in (src, bare):
+        with pytest.raises(OSError, match="No space left"):
+            Registry().import_path(path)
+        assert not any(paths.user_models_dir().iterdir())

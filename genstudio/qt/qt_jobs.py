@@ -12,15 +12,17 @@ Cancel takes effect at the next `yield`; closing the window cancels and joins ev
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 import traceback
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Signal
+
+if TYPE_CHECKING:
+    import asyncio
 
 _NOTHING = object()
 # Worker -> GUI wake-up: one posted event per batch of mail (postEvent is thread-safe and needs no
@@ -98,6 +100,8 @@ class QtJob(QObject):
 
     async def result(self) -> Any:
         """Await the return value under qasync; raises JobCancelled or RuntimeError on failure."""
+        import asyncio  # here: the studio's first paint does not wait for asyncio's import
+
         loop = asyncio.get_running_loop()
         if self._future is None:
             self._future = loop.create_future()

@@ -176,22 +176,26 @@ class Registry:
             if any(e.name == entry.name for e in self.entries()):
                 raise ModelNotReady(f"a model named {entry.name!r} is already installed")
             target = _free_folder(dest_root, entry.name)
-            shutil.copytree(path, target, symlinks=False)
+            _copy_or_clean(target, lambda: shutil.copytree(path, target, symlinks=False))
         elif path.suffix.lower() == ".onnx" and path.is_file():
             report = safety.ensure_safe(path, root=path.parent)
             name = _safe_name(path.stem)
             if any(e.name == name for e in self.entries()):
                 raise ModelNotReady(f"a model named {name!r} is already installed")
             target = _free_folder(dest_root, name)
-            target.mkdir(parents=True)
-            shutil.copy2(path, target / path.name)
-            for rel in report.external_files:
-                (target / rel).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path.parent / rel, target / rel)
-            Manifest(family="onnx", name=name, version="1", title=path.stem,
-                     files=[ModelFile(path=path.name, role="model")],
-                     description=f"Imported from {path.name}",
-                     build={"imported_from": str(path)}).save(target)
+
+            def copy_bare() -> None:
+                target.mkdir(parents=True)
+                shutil.copy2(path, target / path.name)
+                for rel in report.external_files:
+                    (target / rel).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(path.parent / rel, target / rel)
+                Manifest(family="onnx", name=name, version="1", title=path.stem,
+                         files=[ModelFile(path=path.name, role="model")],
+                         description=f"Imported from {path.name}",
+                         build={"imported_from": str(path)}).save(target)
+
+            _copy_or_clean(target, copy_bare)
         else:
             raise ModelNotReady(f"{path} is neither a model folder nor an .onnx file")
         self._entries = None
@@ -200,6 +204,15 @@ class Registry:
             shutil.rmtree(target, ignore_errors=True)
             raise ModelNotReady(f"{path}: {imported.error}")
         return imported
+
+
+def _copy_or_clean(target: Path, copy) -> None:
+    """Run `copy`; on any failure (a full disk, a vanished file) remove what it left, then re-raise."""
+    try:
+        copy()
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
 
 
 def _safe_name(stem: str) -> str:
