@@ -96,13 +96,13 @@ def check_folder(folder: Path, source: str = "user", *, deep: bool = False) -> M
     root = folder.resolve()
     for f in manifest.files:
         p = folder / f.path
-        if p.is_symlink() and not _inside(p.resolve(), root):
+        if p.is_symlink() and not safety.is_inside(p.resolve(), root):
             entry.error = f"{f.path} is a link that leaves the model folder"
             return entry
         if not p.exists():
             entry.error = f"{f.path} ({f.role}) is missing"
             return entry
-        if not _inside(p.resolve(), root):
+        if not safety.is_inside(p.resolve(), root):
             entry.error = f"{f.path} resolves outside the model folder"
             return entry
     if deep:
@@ -113,14 +113,6 @@ def check_folder(folder: Path, source: str = "user", *, deep: bool = False) -> M
                 entry.error = f"{f.path}: {e}"
                 return entry
     return entry
-
-
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.relative_to(root)
-        return True
-    except ValueError:
-        return False
 
 
 class Registry:

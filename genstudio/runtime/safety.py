@@ -70,7 +70,8 @@ class OnnxReport:
 
 
 # -- checks that need no parsing (also re-run on a cache hit) -------------------------------------
-def _inside(path: Path, root: Path) -> bool:
+def is_inside(path: Path, root: Path) -> bool:
+    """True when `path` (already resolved) lies in `root` (already resolved)."""
     try:
         path.relative_to(root)
         return True
@@ -81,7 +82,7 @@ def _inside(path: Path, root: Path) -> bool:
 def check_file_itself(path: Path, root: Path) -> os.stat_result:
     if not os.path.lexists(path):
         raise UnsafeModelError("the file does not exist")
-    if path.is_symlink() and not _inside(path.resolve(), root.resolve()):
+    if path.is_symlink() and not is_inside(path.resolve(), root.resolve()):
         raise UnsafeModelError("the file is a link that leaves its folder")
     if not path.is_file():
         raise UnsafeModelError("not a regular file")
@@ -112,7 +113,7 @@ def check_external(ref: ExternalRef, root: Path) -> int:
     if not os.path.lexists(target):
         raise UnsafeModelError(f"{where} is missing")
     resolved = target.resolve()
-    if not _inside(resolved, real_root):
+    if not is_inside(resolved, real_root):
         raise UnsafeModelError(f"{where} is a link that leaves the model folder")
     if not resolved.is_file():
         raise UnsafeModelError(f"{where} is not a regular file")
