@@ -1,0 +1,1 @@
+"""Normalizing flows: 2-D densities, RealNVP/Glow flows, the Fashion-MNIST image flow, ONNX export."""

@@ -1,0 +1,100 @@
+"""A minGPT-style trainer for likelihood models: AdamW, warmup + cosine schedule, callbacks, no prints.
+
+    trainer = Trainer(TrainerConfig(steps=2000), model, loss_fn, batches)
+    trainer.add_callback("on_batch_end", lambda t: bar(t.step, t.config.steps, t.loss))
+    trainer.run()
+
+`loss_fn(model, batch) -> scalar tensor`; `batches(step, generator) -> batch`. Callbacks see the trainer
+(step, loss, lr, elapsed) and can stop it with `trainer.stop()`. The loop never prints.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+
+@dataclass
+class TrainerConfig:
+    steps: int = 4000  # optimisation steps
+    batch_size: int = 512  # examples per step (the batch function reads it)
+    lr: float = 2e-3  # peak learning rate of AdamW
+    weight_decay: float = 0.0  # decoupled weight decay; flows rarely need it
+    warmup: int = 100  # steps of linear warmup before the cosine decay
+    min_lr_ratio: float = 0.05  # the cosine decays to lr * this
+    grad_clip: float = 5.0  # clip the global gradient norm (0 turns it off)
+    seed: int = 0  # seeds the batch generator
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Trainer:
+    EVENTS = ("on_batch_end", "on_train_end")
+
+    def __init__(self, config: TrainerConfig, model: nn.Module,
+                 loss_fn: Callable[[nn.Module, Any], torch.Tensor],
+                 batches: Callable[[int, torch.Generator], Any]) -> None:
+        self.config = config
+        self.model = model
+        self.loss_fn = loss_fn
+        self.batches = batches
+        self.callbacks: dict[str, list[Callable[[Trainer], None]]] = defaultdict(list)
+        self.step = 0  # steps done
+        self.loss = float("nan")  # the last batch's loss
+        self.lr = 0.0
+        self.elapsed = 0.0  # seconds since run() started
+        self.losses: list[float] = []  # every step's loss, for a summary
+        self._stop = False
+
+    def add_callback(self, event: str, fn: Callable[[Trainer], None]) -> None:
+        if event not in self.EVENTS:
+            raise ValueError(f"unknown event {event!r}; known: {self.EVENTS}")
+        self.callbacks[event].append(fn)
+
+    def stop(self) -> None:
+        """Ask the loop to end after the current step (a callback can call it)."""
+        self._stop = True
+
+    def _fire(self, event: str) -> None:
+        for fn in self.callbacks[event]:
+            fn(self)
+
+    def lr_at(self, step: int) -> float:
+        c = self.config
+        if step < c.warmup:
+            return c.lr * (step + 1) / c.warmup
+        t = (step - c.warmup) / max(1, c.steps - c.warmup)
+        return c.lr * (c.min_lr_ratio + (1 - c.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+
+    def run(self) -> Trainer:
+        c = self.config
+        gen = torch.Generator().manual_seed(c.seed)
+        opt = torch.optim.AdamW(self.model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+        self.model.train()
+        start = time.perf_counter()
+        while self.step < c.steps and not self._stop:
+            self.lr = self.lr_at(self.step)
+            for group in opt.param_groups:
+                group["lr"] = self.lr
+            loss = self.loss_fn(self.model, self.batches(self.step, gen))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if c.grad_clip > 0:
+                nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
+            opt.step()
+            self.step += 1
+            self.loss = float(loss.detach())
+            self.losses.append(self.loss)
+            self.elapsed = time.perf_counter() - start
+            self._fire("on_batch_end")
+        self.model.eval()
+        self._fire("on_train_end")
+        return self
