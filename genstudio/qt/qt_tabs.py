@@ -11,6 +11,7 @@ TAB_SPECS: list[str] = [
     "genstudio.qt.qt_models:MODELS_TAB",
     "genstudio.qt.qt_chat:CHAT_TAB",
     "genstudio.qt.qt_flow:FLOW_TAB",
+    "genstudio.qt.qt_vae:VAE_TAB",
 ]
 
 

@@ -1,0 +1,1 @@
+"""Variational autoencoders: the convolutional VAE, its discretized-logistic likelihood, training and export."""

@@ -1,0 +1,131 @@
+"""The VAE Explorer tab offscreen on the tiny model: drag = decode, encode a held-out sample, interpolate, A - B + C."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtGui import QMouseEvent
+
+from genstudio.qt.qt_context import StudioContext
+from genstudio.qt.qt_jobs import JobManager
+from genstudio.runtime.registry import Registry
+from genstudio.runtime.sessions import SessionConfig, SessionPool
+
+pytestmark = pytest.mark.slow
+WAIT_MS = 60_000  # the first view loads the model (safety check in a child process) on a busy 2-core box
+
+
+@pytest.fixture
+def tab(qtbot, tmp_path):
+    from vae_tiny import tiny_vae_root
+
+    from genstudio.qt.qt_vae import VAE_TAB
+
+    jobs = JobManager()
+    ctx = StudioContext(registry=Registry([(tiny_vae_root(), "shipped")]),
+                        pool=SessionPool(SessionConfig(provider="cpu", threads=1)), jobs=jobs,
+                        output_dir=lambda: tmp_path)
+    w = VAE_TAB.factory(ctx)
+    qtbot.addWidget(w)
+    w.resize(1280, 760)
+    w.show()
+    qtbot.waitUntil(lambda: w.view is not None and w.path is not None, timeout=WAIT_MS)
+    yield w
+    jobs.shutdown()
+
+
+def test_tab_spec_is_registered():
+    from genstudio.qt.qt_tabs import TAB_SPECS, load_tab_spec
+
+    specs = {load_tab_spec(line).key: load_tab_spec(line) for line in TAB_SPECS}
+    assert specs["vae"].title == "VAE Explorer"
+
+
+def _mouse(widget, kind, pos: QPointF, buttons=Qt.MouseButton.LeftButton) -> None:
+    button = Qt.MouseButton.LeftButton if kind != QMouseEvent.Type.MouseMove else Qt.MouseButton.NoButton
+    ev = QMouseEvent(kind, pos, widget.mapToGlobal(pos), button, buttons, Qt.KeyboardModifier.NoModifier)
+    handler = {QMouseEvent.Type.MouseButtonPress: widget.mousePressEvent,
+               QMouseEvent.Type.MouseMove: widget.mouseMoveEvent,
+               QMouseEvent.Type.MouseButtonRelease: widget.mouseReleaseEvent}[kind]
+    handler(ev)
+
+
+def test_map_shows_codes_legend_mosaic_and_kl(tab):
+    assert tab.map.mosaic is not None and tab.map.points.shape == (40, 2)
+    assert len(tab.map.legend) == 10 and tab.colour_box.currentData() == "class"
+    assert tab.points_panel.kl.kl.shape == (2,) and len(tab.points_panel.sliders.sliders) == 2
+    assert set(tab.points) >= {"A", "B"} and tab.map.path is not None  # seeded points and path
+    assert tab.live  # the tiny decoder is far under the live-decode limit
+    assert not tab.grab().isNull()
+
+
+def test_dragging_the_cursor_decodes_live(tab, qtbot):
+    m = tab.map
+    r = m.plot_rect()
+    start = QPointF(r.left() + r.width() * 0.2, r.top() + r.height() * 0.5)
+    decoded: list[float] = []
+    tab.decoded.connect(decoded.append)
+    _mouse(m, QMouseEvent.Type.MouseButtonPress, start)
+    images = [tab.current_image.copy()]
+    for k in range(1, 6):  # drag to the right: every move decodes at once, on the GUI thread
+        _mouse(m, QMouseEvent.Type.MouseMove, QPointF(start.x() + k * r.width() * 0.12, start.y()))
+        images.append(tab.current_image.copy())
+    _mouse(m, QMouseEvent.Type.MouseButtonRelease, QPointF(start.x() + 5 * r.width() * 0.12, start.y()))
+    assert len(decoded) == 6 and all(ms > 0 for ms in decoded)
+    u, v = tab.view.plane.project(tab.current)[0]
+    assert u == pytest.approx(m.cursor[0], abs=1e-4) and v == pytest.approx(m.cursor[1], abs=1e-4)
+    assert images[-1].shape == (28, 28, 3)
+    assert "ms" in tab.decode_panel.info.text()
+
+
+def test_sliders_move_the_point(tab):
+    tab.points_panel.sliders.sliders[1].setValue(100)
+    assert tab.current[1] == pytest.approx(2.0)
+    assert tab.map.cursor[1] == pytest.approx(2.0, abs=1e-4)
+
+
+def test_encode_a_heldout_sample(tab, qtbot):
+    with qtbot.waitSignal(tab.encoded, timeout=WAIT_MS):
+        tab.encode_panel.sample.setValue(3)
+        tab.encode_panel.encode_sample.click()
+    assert np.allclose(tab.current, tab.view.heldout.codes[3], atol=1e-4)  # shipped codes are the same encoder's
+    assert tab.encode_panel.recon.image is not None and "encoded" in tab.map.markers
+
+
+def test_encode_a_file(tab, qtbot, tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "shirt.png"
+    Image.fromarray(np.full((32, 32, 3), 200, np.uint8)).save(path)
+    with qtbot.waitSignal(tab.encoded, timeout=WAIT_MS):
+        tab.encode_file(path)
+    assert "shirt.png" in tab.encode_panel.info.text()
+
+
+def test_interpolate_and_save_gif(tab, qtbot, tmp_path):
+    tab.move_cursor(-1.0, -1.0)
+    tab.set_point("A")
+    tab.move_cursor(1.0, 1.5)
+    tab.set_point("B")
+    tab.points_panel.steps.setValue(7)
+    tab.points_panel.mode.setCurrentIndex(1)  # slerp
+    with qtbot.waitSignal(tab.interpolated, timeout=WAIT_MS):
+        tab.points_panel.interpolate.click()
+    assert tab.path.shape == (7, 2) and np.allclose(tab.path[0], tab.points["A"]) and np.allclose(tab.path[-1], tab.points["B"])
+    assert tab.map.path.shape == (7, 2) and tab.frames.shape == (7, 28, 28, 3)
+    with qtbot.waitSignal(tab.gif_saved, timeout=WAIT_MS) as blocker:
+        tab.save_gif(tmp_path / "walk.gif")
+    assert (tmp_path / "walk.gif").stat().st_size > 0 and blocker.args[0].endswith("walk.gif")
+    tab.points_panel.play.setChecked(True)
+    qtbot.waitUntil(lambda: tab._play_index >= 3, timeout=5000)
+    tab.points_panel.play.setChecked(False)
+
+
+def test_arithmetic(tab):
+    for name, (u, v) in zip("ABC", ((1.0, 0.0), (0.0, 0.0), (0.0, 1.0)), strict=True):
+        tab.move_cursor(u, v)
+        tab.set_point(name)
+    tab.points_panel.arithmetic.click()
+    assert np.allclose(tab.current, [1.0, 1.0], atol=1e-5)
+    assert tab.points_panel.result.image is not None and "A-B+C" in tab.map.markers
