@@ -12,7 +12,7 @@ from flow_tiny import TINY_NAME, make_fake_dataset, tiny_flow_folder
 
 from genstudio.export.flow.build2d import CHECKPOINT_FILE
 from genstudio.export.flow.flow2d import Flow2D, FlowConfig
-from genstudio.export.flow.onnx_export import ort_session
+from genstudio.export.onnx_io import ort_session
 from genstudio.runtime.manifest import Manifest
 from genstudio.runtime.registry import check_folder
 
@@ -81,7 +81,7 @@ def test_shipped_points_come_from_the_density():
 def test_image_flow_pipeline_on_a_tiny_fake_dataset(tmp_path, monkeypatch, capsys):
     from genstudio.export.flow.build_image import ImageFlowBuild, bits_per_dim, build_image_flow
     from genstudio.export.flow.image_flow import ImageFlowConfig
-    from genstudio.export.flow.trainer import TrainerConfig
+    from genstudio.export.trainer import TrainerConfig
 
     torch.set_num_threads(1)
     data = make_fake_dataset(tmp_path / "fm", n_train=32, n_test=16)

@@ -24,7 +24,7 @@ def tiny_vae_root() -> Path:
     import torch
 
     from genstudio.export.evaluator.build import EvaluatorBuild, build_evaluator
-    from genstudio.export.flow.trainer import TrainerConfig
+    from genstudio.export.trainer import TrainerConfig
     from genstudio.export.vae.build import VaeBuild, build_vae
     from genstudio.export.vae.model import VaeConfig
 

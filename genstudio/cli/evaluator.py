@@ -55,7 +55,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from genstudio.cli import CliError
     from genstudio.export.data.fashion_mnist import DatasetMissing
     from genstudio.export.evaluator.build import DATASET_SPECS, EvaluatorBuild, build_evaluator
-    from genstudio.export.flow.trainer import TrainerConfig
+    from genstudio.export.trainer import TrainerConfig
     from genstudio.runtime.jobs import text_bar
     from genstudio.runtime.manifest import Manifest
     from genstudio.runtime.paths import shipped_models_dir

@@ -115,7 +115,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     from genstudio.cli import CliError
     from genstudio.export.data.fashion_mnist import DatasetMissing
-    from genstudio.export.flow.trainer import TrainerConfig
+    from genstudio.export.trainer import TrainerConfig
     from genstudio.export.vae.build import DATASET_DEFAULTS, VaeBuild, build_vae
     from genstudio.export.vae.model import VaeConfig
     from genstudio.runtime.jobs import text_bar

@@ -124,9 +124,10 @@ def _workload_job(pool, path: Path, steps: int):
 
 def bench_stall(seconds: float = 4.0) -> tuple[str, dict]:
     from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
-    from PySide6.QtGui import QImage, QPixmap
+    from PySide6.QtGui import QPixmap
     from PySide6.QtWidgets import QApplication, QLabel
 
+    from genstudio.qt.qt_images import rgb_to_qimage
     from genstudio.qt.qt_jobs import JobManager
     from genstudio.runtime.sessions import SessionConfig, SessionPool
 
@@ -137,9 +138,7 @@ def bench_stall(seconds: float = 4.0) -> tuple[str, dict]:
     label.show()
 
     def show_preview(p) -> None:  # the same work a tab does per preview, on the GUI thread
-        img = p.preview
-        q = QImage(img.data, img.shape[1], img.shape[0], img.strides[0], QImage.Format.Format_RGB888)
-        label.setPixmap(QPixmap.fromImage(q.copy()).scaled(768, 768))
+        label.setPixmap(QPixmap.fromImage(rgb_to_qimage(p.preview)).scaled(768, 768))
 
     def measure(run_job: bool) -> dict:
         gaps: list[float] = []

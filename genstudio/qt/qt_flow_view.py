@@ -14,19 +14,13 @@ from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPolygonF
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from genstudio.engines.flow_render import viridis_lut
+from genstudio.qt.qt_images import rgb_to_qimage
 
 Range = tuple[float, float, float, float]
 
 _MARGIN = 28  # pixels around the plot for the axis labels
 _BAR_W = 14  # colour bar width
 _BAR_GAP = 56  # room right of the plot for the colour bar and its labels
-
-
-def rgb_to_qimage(rgb: np.ndarray) -> QImage:
-    """uint8 (H, W, 3) to a QImage that owns its pixels (safe after the array is gone)."""
-    rgb = np.ascontiguousarray(rgb, np.uint8)
-    h, w, _ = rgb.shape
-    return QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
 
 
 class QtDensityPlot(QWidget):

@@ -12,7 +12,7 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from genstudio.qt.qt_flow_view import rgb_to_qimage
+from genstudio.qt.qt_images import rgb_to_qimage
 
 # Tableau 10 and a few more: distinct on white and on mid-grey mosaics.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",

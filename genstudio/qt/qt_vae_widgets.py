@@ -7,7 +7,7 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QSlider, QWidget
 
-from genstudio.qt.qt_flow_view import rgb_to_qimage
+from genstudio.qt.qt_images import rgb_to_qimage
 
 ACTIVE_KL = 0.01  # nats: a dimension with less mean KL than this carries (almost) no information
 SLIDER_RANGE = 4.0  # sliders span -4 .. 4 (prior standard deviations)

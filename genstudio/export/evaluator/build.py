@@ -23,9 +23,8 @@ import torch.nn.functional as F
 from genstudio.engines import evaluate as ev
 from genstudio.export.data import image_sets
 from genstudio.export.evaluator.model import EvalGraph, EvalNet, EvalNetConfig
-from genstudio.export.flow.build2d import versions
-from genstudio.export.flow.onnx_export import ort_session, save_onnx
-from genstudio.export.flow.trainer import Trainer, TrainerConfig
+from genstudio.export.onnx_io import ort_session, save_onnx, versions
+from genstudio.export.trainer import Trainer, TrainerConfig
 from genstudio.runtime.jobs import Progress
 from genstudio.runtime.manifest import Manifest, ModelFile
 

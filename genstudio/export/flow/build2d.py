@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import platform
 import shutil
 import time
 from collections.abc import Callable
@@ -23,8 +22,9 @@ import torch
 
 from genstudio.export.flow import densities
 from genstudio.export.flow.flow2d import Flow2D, FlowConfig
-from genstudio.export.flow.onnx_export import OPSET, export_flow2d, ort_session, parity_flow2d
-from genstudio.export.flow.trainer import Trainer, TrainerConfig
+from genstudio.export.flow.onnx_export import export_flow2d, parity_flow2d
+from genstudio.export.onnx_io import ort_session, versions
+from genstudio.export.trainer import Trainer, TrainerConfig
 from genstudio.runtime.jobs import Progress
 from genstudio.runtime.manifest import Manifest, ModelFile
 
@@ -161,14 +161,6 @@ def time_grid(model: Flow2D, folder: Path, range_: densities.Range, n: int, repe
             "torch_over_onnxruntime": round(eager / ort_ms, 2),
             "method": f"median of {repeats} runs of one {n}x{n} batch after a warm-up, one process, "
                       "intra-op threads equal on both sides"}
-
-
-def versions() -> dict:
-    import onnx
-    import onnxruntime
-
-    return {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
-            "python": platform.python_version(), "opset": OPSET}
 
 
 def _manifest(cfg: Flow2DBuild, density: densities.Density, model: Flow2D, files: dict[str, str],

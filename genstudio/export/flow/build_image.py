@@ -19,10 +19,10 @@ import numpy as np
 import torch
 
 from genstudio.export.data import fashion_mnist
-from genstudio.export.flow.build2d import versions
 from genstudio.export.flow.image_flow import ImageFlow, ImageFlowConfig
-from genstudio.export.flow.onnx_export import LogDensityGraph, ort_session, save_onnx
-from genstudio.export.flow.trainer import Trainer, TrainerConfig
+from genstudio.export.flow.onnx_export import LogDensityGraph
+from genstudio.export.onnx_io import ort_session, save_onnx, versions
+from genstudio.export.trainer import Trainer, TrainerConfig
 from genstudio.runtime.jobs import Progress
 from genstudio.runtime.manifest import Manifest, ModelFile
 

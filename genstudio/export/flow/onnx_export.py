@@ -7,18 +7,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
-import warnings
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-OPSET = 18
+from genstudio.export.onnx_io import ort_session, save_onnx
 
 LOG_DENSITY_FILE = "log_density.onnx"
 SAMPLE_FILE = "sample.onnx"
@@ -46,41 +41,6 @@ class SampleLayersGraph(nn.Module):
         return self.flow.sample_layers(z)
 
 
-def save_onnx(module: nn.Module, example: torch.Tensor, path: Path, *, input_name: str,
-              output_names: Sequence[str], opset: int = OPSET) -> Path:
-    """Export with the dynamo exporter; axis 0 of the input (the batch) stays dynamic."""
-    import onnx
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    module = module.eval()
-    batch = torch.export.Dim("batch", min=1, max=1 << 20)
-    quiet = io.StringIO()
-    exporter_log = logging.getLogger("torch.onnx")
-    level = exporter_log.level
-    exporter_log.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(quiet), torch.no_grad():
-            warnings.simplefilter("ignore")
-            program = torch.onnx.export(module, (example,), dynamo=True, opset_version=opset, verbose=False,
-                                        input_names=[input_name], output_names=list(output_names),
-                                        dynamic_shapes=({0: batch},), external_data=False)
-    finally:
-        exporter_log.setLevel(level)
-    program.optimize()
-    proto = program.model_proto
-    for node in proto.graph.node:  # the exporter's per-node notes hold stack traces with local paths
-        del node.metadata_props[:]
-        node.doc_string = ""
-    del proto.graph.value_info[:]  # intermediate shapes; ONNX Runtime infers them again
-    proto.producer_name = "genstudio.export.flow"
-    onnx.checker.check_model(proto)
-    tmp = path.with_name(path.name + ".part")
-    onnx.save_model(proto, str(tmp))
-    tmp.replace(path)
-    return path
-
-
 def export_flow2d(flow: nn.Module, folder: Path) -> dict[str, str]:
     """Write both graphs of a 2-D flow into `folder`; returns {role: file name}."""
     example = torch.randn(16, 2, generator=torch.Generator().manual_seed(0))
@@ -89,16 +49,6 @@ def export_flow2d(flow: nn.Module, folder: Path) -> dict[str, str]:
     save_onnx(SampleLayersGraph(flow), example, Path(folder) / SAMPLE_FILE,
               input_name="z", output_names=["x", "layers"])
     return {"log_density": LOG_DENSITY_FILE, "sample": SAMPLE_FILE}
-
-
-def ort_session(path: Path, threads: int = 0):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    if threads:
-        opts.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
 def parity_flow2d(flow: nn.Module, folder: Path, x: np.ndarray, z: np.ndarray) -> dict[str, float]:

@@ -25,9 +25,8 @@ import torch
 from genstudio.engines import evaluate as ev
 from genstudio.engines.vae import VaeModel
 from genstudio.export.data import image_sets
-from genstudio.export.flow.build2d import versions
-from genstudio.export.flow.onnx_export import ort_session, save_onnx
-from genstudio.export.flow.trainer import Trainer, TrainerConfig
+from genstudio.export.onnx_io import ort_session, save_onnx, versions
+from genstudio.export.trainer import Trainer, TrainerConfig
 from genstudio.export.vae.model import ConvVAE, DecoderGraph, EncoderGraph, VaeConfig
 from genstudio.runtime.jobs import Progress, drive
 from genstudio.runtime.manifest import Manifest, ModelFile
