@@ -38,20 +38,29 @@ w = build_main_window()
 class Hook(QObject):
     def eventFilter(self, obj, ev):
         if ev.type() == QEvent.Type.Paint:
-            QTimer.singleShot(0, lambda: (print("PAINTED", time.time(), flush=True), w.close(), app.quit()))
+            print("PAINTED", time.time(), flush=True)
             obj.removeEventFilter(self)
         return False
+def ready():  # menus, toolbar, tabs and the current tab are built
+    print("READY", time.time(), flush=True)
+    QTimer.singleShot(0, lambda: (w.close(), app.quit()))
+w.tabs_ready.connect(ready)
 hook = Hook(); w.installEventFilter(hook); w.show(); app.exec()
 """
 
 
-def _time_to_paint(script: str, env: dict[str, str]) -> float:
+def _startup_times(script: str, env: dict[str, str]) -> dict[str, float]:
+    """Seconds from process start to each marker the child prints (PAINTED, READY)."""
     t0 = time.time()
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    marks = {}
     for line in proc.stdout.splitlines():
-        if line.startswith("PAINTED"):
-            return float(line.split()[1]) - t0
-    raise RuntimeError(f"the window never painted: {proc.stderr.strip()[-400:]}")
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in ("PAINTED", "READY"):
+            marks[parts[0]] = float(parts[1]) - t0
+    if "PAINTED" not in marks:
+        raise RuntimeError(f"the window never painted: {proc.stderr.strip()[-400:]}")
+    return marks
 
 
 def bench_startup(runs: int = 7) -> tuple[str, dict]:
@@ -59,24 +68,31 @@ def bench_startup(runs: int = 7) -> tuple[str, dict]:
     env.setdefault("QT_QPA_PLATFORM", "offscreen")
     home = tempfile.mkdtemp(prefix="genstudio-bench-")
     env["GENSTUDIO_HOME"] = home  # fresh settings, the shipped models only
-    bare, studio = [], []
-    _time_to_paint(_BARE_CHILD, env)  # warm the file cache for both
-    _time_to_paint(_STUDIO_CHILD, env)
+    bare, painted, ready = [], [], []
+    _startup_times(_BARE_CHILD, env)  # warm the file cache for both
+    _startup_times(_STUDIO_CHILD, env)
     for _ in range(runs):  # interleaved, so drift hits both alike
-        bare.append(_time_to_paint(_BARE_CHILD, env))
-        studio.append(_time_to_paint(_STUDIO_CHILD, env))
-    b, s = statistics.median(bare), statistics.median(studio)
-    numbers = {"bare_s": b, "studio_s": s, "ratio": s / b, "runs": runs, "target_ratio": 1.5}
+        bare.append(_startup_times(_BARE_CHILD, env)["PAINTED"])
+        marks = _startup_times(_STUDIO_CHILD, env)
+        painted.append(marks["PAINTED"])
+        ready.append(marks.get("READY", float("nan")))
+    b, s, r = statistics.median(bare), statistics.median(painted), statistics.median(ready)
+    numbers = {"bare_s": b, "studio_first_paint_s": s, "studio_ready_s": r, "ratio_first_paint": s / b,
+               "ratio_ready": r / b, "runs": runs, "target_ratio": 1.5}
     section = "\n".join([
         "## Cold start",
         "",
         "Process start to the first painted window (no model loaded), median of "
-        f"{runs} interleaved runs, `{env['QT_QPA_PLATFORM']}` platform. `genstudio bench startup`.",
+        f"{runs} interleaved runs, `{env['QT_QPA_PLATFORM']}` platform, fresh settings, the shipped models. "
+        "The studio paints its window first and builds menus, toolbar and tabs on the next turns of the "
+        "event loop; the last row is the time until all of that is built and the current tab is filled. "
+        "`genstudio bench startup`.",
         "",
-        "| window | time to first paint | ratio |",
+        "| window | time | ratio to the baseline |",
         "|---|---:|---:|",
-        f"| bare PySide6 `QMainWindow` (baseline) | {b * 1000:.0f} ms | 1.00x |",
-        f"| genstudio main window | {s * 1000:.0f} ms | **{s / b:.2f}x** (target at most 1.5x) |",
+        f"| bare PySide6 `QMainWindow`, first paint (baseline) | {b * 1000:.0f} ms | 1.00x |",
+        f"| genstudio main window, first paint | {s * 1000:.0f} ms | **{s / b:.2f}x** (target at most 1.5x) |",
+        f"| genstudio, menus, toolbar and tabs built | {r * 1000:.0f} ms | {r / b:.2f}x |",
     ])
     return section, numbers
 
