@@ -11,6 +11,7 @@ from pathlib import Path
 BENCHES: dict[str, str] = {
     "startup": "genstudio.qt.bench:bench_startup",
     "stall": "genstudio.qt.bench:bench_stall",
+    "llm": "genstudio.cli.llm_bench:bench_llm",
 }
 
 

@@ -1,26 +1,48 @@
-"""The main window's tabs, in order: one "module:attribute" line per tab, naming a TabSpec."""
+"""The main window's tabs, in order: one line per tab, naming its key, title and widget class.
+
+A line is "key | Title | module:Factory": the module is imported when the tab is first shown, so
+startup pays only for the tab that opens. "module:ATTRIBUTE" naming a ready TabSpec also works.
+"""
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 
-from genstudio.qt.qt_context import TabSpec
+from genstudio.qt.qt_context import StudioContext, TabSpec
 
-# One line per tab. Each names a TabSpec (key, title, factory); modules are imported when the window builds.
 TAB_SPECS: list[str] = [
-    "genstudio.qt.qt_models:MODELS_TAB",
-    "genstudio.qt.qt_chat:CHAT_TAB",
-    "genstudio.qt.qt_flow:FLOW_TAB",
-    "genstudio.qt.qt_vae:VAE_TAB",
+    "models | Models | genstudio.qt.qt_models:QtModelsTab",
+    "chat | Chat | genstudio.qt.qt_chat:QtChatTab",
+    "flow | Flow Density | genstudio.qt.qt_flow:QtFlowTab",
+    "vae | VAE Explorer | genstudio.qt.qt_vae:QtVaeTab",
 ]
 
 
-def load_tab_spec(line: str) -> TabSpec:
-    """Import the module and return the TabSpec that `line` ("module:attribute") names."""
-    module, _, attribute = line.partition(":")
+def _import(target: str):
+    module, _, attribute = target.partition(":")
     if not module or not attribute:
-        raise ValueError(f"tab {line!r} must look like 'module:attribute'")
-    spec = getattr(importlib.import_module(module), attribute)
+        raise ValueError(f"{target!r} must look like 'module:attribute'")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def _lazy_factory(target: str) -> Callable[[StudioContext], object]:
+    def build(ctx: StudioContext):
+        return _import(target)(ctx)
+
+    build.__qualname__ = f"lazy[{target}]"
+    return build
+
+
+def load_tab_spec(line: str) -> TabSpec:
+    """The TabSpec a TAB_SPECS line names; a "key | Title | module:Factory" line imports nothing yet."""
+    if "|" in line:
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) != 3 or not all(parts):
+            raise ValueError(f"tab {line!r} must look like 'key | Title | module:Factory'")
+        key, title, target = parts
+        return TabSpec(key=key, title=title, factory=_lazy_factory(target))
+    spec = _import(line)
     if not isinstance(spec, TabSpec):
         raise TypeError(f"{line} is a {type(spec).__name__}, not a TabSpec")
     return spec

@@ -84,7 +84,8 @@ def load_slot(line: str) -> tuple[TabSlot, str]:
     except Exception as e:
         slot = TabSlot(line, None, host, error=f"{type(e).__name__}: {e}")
         show_tab_error(slot, traceback.format_exc())
-        return slot, line.partition(":")[0].rsplit(".", 1)[-1]
+        title = line.split("|")[1].strip() if line.count("|") >= 2 else line.partition(":")[0].rsplit(".", 1)[-1]
+        return slot, title or line
     return TabSlot(line, spec, host), spec.title
 
 

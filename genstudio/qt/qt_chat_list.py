@@ -1,0 +1,102 @@
+"""The Chat tab's conversation list: search, new, rename, delete, over a ChatStore."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QInputDialog,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMessageBox,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from genstudio.engines.llm.store import ChatStore
+
+
+class QtConversationList(QWidget):
+    selected = Signal(object)  # conversation id, or None when nothing is selected
+    new_requested = Signal()
+
+    def __init__(self, store: ChatStore, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.store = store
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search chats")
+        self.search.setClearButtonEnabled(True)
+        self.search.textChanged.connect(lambda _t: self.reload())
+        lay.addWidget(self.search)
+        self.list = QListWidget()
+        self.list.currentItemChanged.connect(self._changed)
+        self.list.itemDoubleClicked.connect(lambda _i: self.rename_current())
+        lay.addWidget(self.list, 1)
+        row = QHBoxLayout()
+        self.new_button = QPushButton("New")
+        self.new_button.clicked.connect(self.new_requested.emit)
+        self.rename_button = QPushButton("Rename")
+        self.rename_button.clicked.connect(lambda: self.rename_current())
+        self.delete_button = QPushButton("Delete")
+        self.delete_button.clicked.connect(lambda: self.delete_current())
+        for b in (self.new_button, self.rename_button, self.delete_button):
+            row.addWidget(b)
+        lay.addLayout(row)
+        self._silent = False
+
+    def current_id(self) -> int | None:
+        item = self.list.currentItem()
+        return item.data(Qt.ItemDataRole.UserRole) if item else None
+
+    def reload(self, select: int | None = None) -> None:
+        keep = select if select is not None else self.current_id()
+        self._silent = True
+        try:
+            self.list.clear()
+            for c in self.store.list(self.search.text()):
+                item = QListWidgetItem(c.title)
+                item.setData(Qt.ItemDataRole.UserRole, c.id)
+                item.setToolTip(c.title)
+                self.list.addItem(item)
+                if c.id == keep:
+                    self.list.setCurrentItem(item)
+        finally:
+            self._silent = False
+        if self.current_id() != keep:
+            self.selected.emit(self.current_id())
+
+    def select(self, cid: int | None) -> None:
+        for i in range(self.list.count()):
+            if self.list.item(i).data(Qt.ItemDataRole.UserRole) == cid:
+                self.list.setCurrentRow(i)
+                return
+        self.reload(select=cid)
+
+    def _changed(self, current, _previous) -> None:
+        if not self._silent:
+            self.selected.emit(current.data(Qt.ItemDataRole.UserRole) if current else None)
+
+    def rename_current(self, title: str | None = None) -> None:
+        cid = self.current_id()
+        if cid is None:
+            return
+        if title is None:
+            title, ok = QInputDialog.getText(self, "Rename chat", "Title:", text=self.store.get(cid).title)
+            if not ok:
+                return
+        self.store.rename(cid, title)
+        self.reload(select=cid)
+
+    def delete_current(self, *, confirm: bool = True) -> None:
+        cid = self.current_id()
+        if cid is None:
+            return
+        if confirm and QMessageBox.question(self, "Delete chat", f"Delete “{self.store.get(cid).title}”?") \
+                != QMessageBox.StandardButton.Yes:
+            return
+        self.store.delete(cid)
+        self.reload()

@@ -1,0 +1,218 @@
+"""The Chat tab offscreen on the tiny model: send, stream, stop, regenerate, edit, conversations, build panel."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+
+import pytest
+from llm_tiny import exported_tiny
+from PySide6.QtCore import Qt
+
+from genstudio.engines.llm.store import ChatStore
+from genstudio.qt.qt_context import StudioContext
+from genstudio.qt.qt_jobs import JobManager
+from genstudio.runtime import paths
+from genstudio.runtime.registry import Registry
+from genstudio.runtime.sessions import SessionConfig, SessionPool
+
+WAIT_MS = 60_000  # the first reply loads the model (safety check in a child process) on a busy 2-core box
+
+
+def make_tab(qtbot, tmp_path, *, with_model: bool = True):
+    from genstudio.qt.qt_chat import CHAT_TAB
+
+    if with_model:
+        shutil.copytree(exported_tiny(), paths.user_models_dir() / "tiny-llama")
+    jobs = JobManager()
+    ctx = StudioContext(registry=Registry(), pool=SessionPool(SessionConfig(provider="cpu", threads=1)), jobs=jobs,
+                        output_dir=lambda: tmp_path / "out")
+    tab = CHAT_TAB.factory(ctx)
+    qtbot.addWidget(tab)
+    tab.resize(1100, 700)
+    tab.show()
+    return tab, jobs
+
+
+@pytest.fixture
+def chat(qtbot, tmp_path, models_root):
+    tab, jobs = make_tab(qtbot, tmp_path)
+    yield tab
+    jobs.shutdown()
+
+
+def send_and_wait(qtbot, tab, text: str) -> str:
+    with qtbot.waitSignal(tab.reply_finished, timeout=WAIT_MS) as blocker:
+        assert tab.send(text)
+    return blocker.args[0]
+
+
+def test_tab_spec_is_registered():
+    from genstudio.qt.qt_tabs import TAB_SPECS, load_tab_spec
+
+    keys = [load_tab_spec(line).key for line in TAB_SPECS]
+    assert "chat" in keys and load_tab_spec(TAB_SPECS[keys.index("chat")]).title == "Chat"
+
+
+def test_send_streams_a_reply_and_stores_it(qtbot, chat):
+    tab = chat
+    assert tab.stack.currentIndex() == 1  # a model is ready: the chat page, not the build panel
+    tab.panel.max_new_tokens.setValue(8)
+    tab.panel.seed.setValue(5)
+    seen = []
+    tab.ctx.jobs.job_started.connect(lambda job: job.progressed.connect(lambda d: seen.append(d.text)))
+    assert send_and_wait(qtbot, tab, "hello there") == "succeeded"
+    cid = tab.conversations.current_id()
+    msgs = tab.store.messages(cid)
+    assert [m.role for m in msgs] == ["user", "assistant"]
+    assert msgs[1].stats["new_tokens"] >= 1 and "decode_tokens_per_s" in msgs[1].stats
+    assert tab.transcript.messages[-1].text == msgs[1].content
+    assert "tokens" in tab.transcript.messages[-1].stats_label.text()
+    assert tab.panel.meter.value() > 0
+    assert seen  # progress arrived while streaming
+    assert tab.store.get(cid).title == "hello there"
+
+
+@pytest.fixture
+def slow_engine(monkeypatch):
+    """Replies that never end on their own and take 20 ms a token, so a stop always lands mid-reply."""
+    import time
+
+    from genstudio.engines.llm.chat import ChatEngine
+
+    real = ChatEngine.from_entry
+
+    def from_entry(*a, **kw):
+        eng = real(*a, **kw)
+        eng.tokenizer.special.eos_ids = []
+        gen = eng.generate
+
+        def slow(*ga, **gk):
+            inner = gen(*ga, **gk)
+            try:
+                while True:
+                    item = next(inner)
+                    time.sleep(0.02)
+                    yield item
+            except StopIteration as stop:
+                return stop.value
+            finally:
+                inner.close()
+        eng.generate = slow
+        return eng
+    monkeypatch.setattr(ChatEngine, "from_entry", staticmethod(from_entry))
+
+
+def test_stop_within_a_token_keeps_the_partial_reply(qtbot, chat, slow_engine):
+    tab = chat
+    tab.panel.max_new_tokens.setValue(4000)
+    tab.panel.seed.setValue(1)
+    started = []
+    tab.ctx.jobs.job_started.connect(started.append)
+    with qtbot.waitSignal(tab.reply_finished, timeout=WAIT_MS) as blocker:
+        tab.send("go on and on")
+        qtbot.waitUntil(lambda: bool(started) and started[0].delivered_count >= 3, timeout=WAIT_MS)
+        qtbot.mouseClick(tab.stop_button, Qt.MouseButton.LeftButton)
+    assert blocker.args[0] == "cancelled"
+    reply = tab.store.messages(tab.conversations.current_id())[-1]
+    assert reply.role == "assistant" and reply.stats.get("stopped")
+    assert tab.send_button.isEnabled() and not tab.stop_button.isEnabled()
+
+
+def test_regenerate_replaces_the_last_reply(qtbot, chat):
+    tab = chat
+    tab.panel.max_new_tokens.setValue(6)
+    tab.panel.seed.setValue(-1)  # random
+    send_and_wait(qtbot, tab, "first")
+    cid = tab.conversations.current_id()
+    first = tab.store.messages(cid)
+    assert tab.transcript.messages[-1].regenerate_button.isVisibleTo(tab)
+    with qtbot.waitSignal(tab.reply_finished, timeout=WAIT_MS):
+        tab.transcript.messages[-1].regenerate_button.click()
+    again = tab.store.messages(cid)
+    assert len(again) == 2 and again[1].id != first[1].id and again[0].id == first[0].id
+
+
+def test_edit_and_resend_replaces_the_tail(qtbot, chat):
+    tab = chat
+    tab.panel.max_new_tokens.setValue(4)
+    send_and_wait(qtbot, tab, "one")
+    send_and_wait(qtbot, tab, "two")
+    cid = tab.conversations.current_id()
+    user_one = tab.transcript.messages[0]
+    user_one.edit_button.click()
+    assert tab.input.toPlainText() == "one" and tab.edit_bar.isVisibleTo(tab)
+    with qtbot.waitSignal(tab.reply_finished, timeout=WAIT_MS):
+        tab.input.setPlainText("uno")
+        qtbot.keyClick(tab.input, Qt.Key.Key_Return)  # Enter sends
+    assert [m.content for m in tab.store.messages(cid)][:1] == ["uno"]
+    assert len(tab.store.messages(cid)) == 2
+
+
+def test_shift_enter_adds_a_line(qtbot, chat):
+    tab = chat
+    tab.input.setFocus()
+    qtbot.keyClicks(tab.input, "a")
+    qtbot.keyClick(tab.input, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.keyClicks(tab.input, "b")
+    assert tab.input.toPlainText() == "a\nb" and not tab.busy()
+
+
+def test_conversations_system_prompt_settings_and_export(qtbot, chat, tmp_path):
+    tab = chat
+    a = tab.new_conversation()
+    tab.panel.system.setPlainText("You are terse.")
+    tab._save_system()
+    tab.panel.temperature.setValue(0.7)
+    assert tab.store.get(a).settings == {"temperature": 0.7}
+    tab.panel.reset()
+    assert tab.store.get(a).settings == {} and tab.panel.temperature.value() == pytest.approx(0.2)
+    tab.conversations.rename_current("Alpha")
+    b = tab.new_conversation()
+    assert tab.panel.system.toPlainText() == ""
+    tab.conversations.select(a)
+    assert tab.panel.system.toPlainText() == "You are terse."
+    tab.conversations.search.setText("alp")
+    assert tab.conversations.list.count() == 1
+    tab.conversations.search.clear()
+    tab.panel.max_new_tokens.setValue(3)
+    send_and_wait(qtbot, tab, "hi")
+    out = tab.export_markdown(tmp_path / "alpha.md")
+    text = out.read_text(encoding="utf-8")
+    assert text.startswith("# Alpha") and "You are terse." in text and "**You**" in text
+    tab.conversations.select(b)
+    tab.conversations.delete_current(confirm=False)
+    assert b not in [c.id for c in tab.store.list()]
+    # the store lives in the user's data folder and survives a new tab
+    assert ChatStore().get(a).title == "Alpha"
+
+
+def test_build_panel_when_no_model(qtbot, tmp_path, models_root):
+    tab, jobs = make_tab(qtbot, tmp_path, with_model=False)
+    assert tab.stack.currentIndex() == 0
+    panel = tab.build_panel
+    script = "import sys; print('[1/2] downloading', file=sys.stderr); print('[2/2] done', file=sys.stderr)"
+    with qtbot.waitSignal(panel.built, timeout=WAIT_MS):
+        panel.start(sys.executable, ["-c", script])
+    assert panel.progress.value() == 2 and "done" in panel.log.toPlainText()
+    from genstudio.qt.qt_chat_build import build_command
+
+    program, args = build_command()
+    assert args[-3:] == ["export", "llm", "--from-pypi"]
+    jobs.shutdown()
+
+
+def test_switching_chats_mid_reply_keeps_both(qtbot, chat, slow_engine):
+    tab = chat
+    tab.panel.max_new_tokens.setValue(4000)
+    started = []
+    tab.ctx.jobs.job_started.connect(started.append)
+    first = tab.new_conversation()
+    with qtbot.waitSignal(tab.reply_finished, timeout=WAIT_MS) as blocker:
+        tab.send("keep going")
+        qtbot.waitUntil(lambda: bool(started) and started[0].delivered_count >= 2, timeout=WAIT_MS)
+        tab.new_conversation()  # stops the reply; its widget goes, its text stays in the store
+    assert blocker.args[0] == "cancelled"
+    reply = tab.store.messages(first)[-1]
+    assert reply.role == "assistant" and reply.stats.get("stopped")
+    assert tab.transcript.messages == [] and not tab.busy()
