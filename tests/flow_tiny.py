@@ -22,7 +22,7 @@ def tiny_flow_root() -> Path:
 
     from genstudio.export.flow.build2d import Flow2DBuild, build_flow2d
     from genstudio.export.flow.flow2d import FlowConfig
-    from genstudio.export.flow.trainer import TrainerConfig
+    from genstudio.export.trainer import TrainerConfig
 
     torch.set_num_threads(1)
     root = Path(tempfile.mkdtemp(prefix="genstudio-flow-tiny-"))

@@ -10,7 +10,7 @@ from genstudio.export.flow.flow2d import Flow2D, FlowConfig
 from genstudio.export.flow.image_flow import ImageFlow, ImageFlowConfig
 from genstudio.export.flow.layers2d import ActNorm, AffineCoupling, LUMix2d, Standardize
 from genstudio.export.flow.spline2d import SplineCoupling, rq_spline
-from genstudio.export.flow.trainer import Trainer, TrainerConfig
+from genstudio.export.trainer import Trainer, TrainerConfig
 
 
 def _scramble(module: torch.nn.Module, seed: int = 0, scale: float = 0.3) -> torch.nn.Module:

@@ -208,7 +208,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from genstudio.export.flow import densities
     from genstudio.export.flow.build2d import Flow2DBuild, build_flow2d
     from genstudio.export.flow.flow2d import ARCHS, DEFAULT_BLOCKS, FlowConfig
-    from genstudio.export.flow.trainer import TrainerConfig
+    from genstudio.export.trainer import TrainerConfig
 
     names = densities.NAMES if args.density == "all" else (args.density,)
     for n in names:
@@ -241,7 +241,7 @@ def cmd_export_image(args: argparse.Namespace) -> int:
     from genstudio.export.data.fashion_mnist import DatasetMissing
     from genstudio.export.flow.build_image import ImageFlowBuild, build_image_flow
     from genstudio.export.flow.image_flow import ImageFlowConfig
-    from genstudio.export.flow.trainer import TrainerConfig
+    from genstudio.export.trainer import TrainerConfig
 
     if args.threads:
         torch.set_num_threads(args.threads)
