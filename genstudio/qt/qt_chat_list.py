@@ -33,6 +33,8 @@ class QtConversationList(QWidget):
         self.search.textChanged.connect(lambda _t: self.reload())
         lay.addWidget(self.search)
         self.list = QListWidget()
+        self.list.setTextElideMode(Qt.TextElideMode.ElideRight)  # long titles end in "…", no sideways scroll
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.currentItemChanged.connect(self._changed)
         self.list.itemDoubleClicked.connect(lambda _i: self.rename_current())
         lay.addWidget(self.list, 1)

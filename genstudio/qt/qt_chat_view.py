@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QGuiApplication, QKeyEvent
+from PySide6.QtGui import (
+    QColor,
+    QGuiApplication,
+    QKeyEvent,
+    QPalette,
+    QTextCursor,
+    QTextDocument,
+    QTextFormat,
+)
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -63,7 +71,7 @@ class QtMessage(QFrame):
         head.addWidget(self.regenerate_button)
         lay.addLayout(head)
         self.body = QLabel()
-        self.body.setTextFormat(Qt.TextFormat.MarkdownText)
+        self.body.setTextFormat(Qt.TextFormat.RichText)  # Markdown rendered by markdown_html
         self.body.setWordWrap(True)
         self.body.setOpenExternalLinks(False)
         self.body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse
@@ -85,12 +93,27 @@ class QtMessage(QFrame):
 
     def set_text(self, text: str) -> None:
         self.text = text
-        self.body.setText(text if text else "…")
+        self.body.setText(markdown_html(text, self.palette().color(QPalette.ColorRole.AlternateBase)) if text else "…")
 
     def set_stats(self, stats: dict) -> None:
         line = stats_line(stats)
         self.stats_label.setText(line)
         self.stats_label.setVisible(bool(line))
+
+
+def markdown_html(text: str, code_background: QColor) -> str:
+    """Markdown as rich text, with fenced code blocks shaded so they stand apart from the prose."""
+    doc = QTextDocument()
+    doc.setMarkdown(text)
+    block = doc.begin()
+    while block.isValid():
+        fmt = block.blockFormat()
+        if fmt.hasProperty(QTextFormat.Property.BlockCodeFence) or fmt.nonBreakableLines():
+            fmt.setBackground(code_background)
+            fmt.setLeftMargin(6)
+            QTextCursor(block).setBlockFormat(fmt)
+        block = block.next()
+    return doc.toHtml()
 
 
 class QtTranscript(QScrollArea):
