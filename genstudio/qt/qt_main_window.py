@@ -8,6 +8,7 @@ the actions, menus, toolbar, tabs and status bar, then reads the settings.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -297,6 +298,16 @@ class QtMainWindow(QMainWindow):
             self.create_tabs()
             QTimer.singleShot(200, self, self.start_provider_probe)
 
+    def _shutdown_tabs(self) -> None:
+        """Tabs that own something beyond jobs (a build process, say) stop it in `shutdown()`."""
+        for slot in self._slots or []:
+            stop = getattr(slot.widget, "shutdown", None)
+            if callable(stop):
+                try:
+                    stop()
+                except Exception as e:  # one tab's failure must not keep the window from closing
+                    print(f"genstudio: {slot.key} tab did not shut down cleanly: {e}", file=sys.stderr)
+
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self._closed:
             self._closed = True
@@ -304,6 +315,7 @@ class QtMainWindow(QMainWindow):
                 self.write_settings()
             if self._is_built:
                 self.status.detach()
+                self._shutdown_tabs()
                 self.ctx.jobs.shutdown()
             event.accept()
             self.closed.emit()
