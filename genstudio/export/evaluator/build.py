@@ -10,7 +10,6 @@ its labels: FID and precision/recall need no dataset at run time) and the safete
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -21,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from genstudio.engines import evaluate as ev
+from genstudio.export.artifacts import publish, save_checkpoint, staging_folder
 from genstudio.export.data import image_sets
 from genstudio.export.evaluator.model import EvalGraph, EvalNet, EvalNetConfig
 from genstudio.export.onnx_io import ort_session, save_onnx, versions
@@ -119,13 +119,8 @@ def build_evaluator(cfg: EvaluatorBuild, out_root: Path, *, command: str,
     trainer.run()
     net.eval()
 
-    tmp = Path(out_root) / f".{cfg.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    from safetensors.torch import save_file
-
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp / CHECKPOINT_FILE),
-              metadata={"format": "genstudio-evaluator", "version": "1", "config": repr(net_cfg.to_dict())})
+    tmp = staging_folder(out_root, cfg.name)
+    save_checkpoint(net, tmp / CHECKPOINT_FILE, format="genstudio-evaluator", config=net_cfg.to_dict())
     head_outputs = [f"logits_{h}" for h in heads]
     save_onnx(EvalGraph(net), torch.from_numpy(x_test[:4]), tmp / MODEL_FILE, input_name="x",
               output_names=["features", *head_outputs])
@@ -170,10 +165,7 @@ def build_evaluator(cfg: EvaluatorBuild, out_root: Path, *, command: str,
                          seconds={"train": round(trainer.elapsed, 1), "total": round(time.perf_counter() - started, 1)},
                          n_train=len(x_train), n_test=len(x_test))
     manifest.save(tmp)
-    final = Path(out_root) / cfg.name
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.replace(final)
+    final = publish(tmp, out_root, cfg.name)
     report(Progress(total, total, f"{cfg.name} accuracy {accuracy}"))
     return final
 

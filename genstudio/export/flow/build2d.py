@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genstudio.export.artifacts import publish, save_checkpoint, staging_folder
 from genstudio.export.flow import densities
 from genstudio.export.flow.flow2d import Flow2D, FlowConfig
 from genstudio.export.flow.onnx_export import export_flow2d, parity_flow2d
@@ -77,13 +77,8 @@ def build_flow2d(cfg: Flow2DBuild, out_root: Path, *, command: str,
     trainer.run()
     train_seconds = trainer.elapsed
 
-    tmp = Path(out_root) / f".{cfg.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    from safetensors.torch import save_file
-
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / CHECKPOINT_FILE),
-              metadata={"format": "genstudio-flow2d", "version": "1", "flow": repr(cfg.flow.to_dict())})
+    tmp = staging_folder(out_root, cfg.name)
+    save_checkpoint(model, tmp / CHECKPOINT_FILE, format="genstudio-flow2d", config=cfg.flow.to_dict())
     np.save(tmp / TRAIN_FILE, train[:cfg.n_shipped_train].astype(np.float16))
     np.save(tmp / HELDOUT_FILE, heldout)
     files = export_flow2d(model, tmp)
@@ -100,10 +95,7 @@ def build_flow2d(cfg: Flow2DBuild, out_root: Path, *, command: str,
                          seconds={"train": round(train_seconds, 1), "total": 0.0})
     manifest.build["seconds"]["total"] = round(time.perf_counter() - started, 1)
     manifest.save(tmp)
-    final = Path(out_root) / cfg.name
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.replace(final)
+    final = publish(tmp, out_root, cfg.name)
     report(Progress(total, total, f"{cfg.name} nll {metrics['heldout_nll_nats']:.3f}"))
     return final
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genstudio.export.artifacts import publish, save_checkpoint, staging_folder
 from genstudio.export.data import fashion_mnist
 from genstudio.export.flow.image_flow import ImageFlow, ImageFlowConfig
 from genstudio.export.flow.onnx_export import LogDensityGraph
@@ -91,13 +91,8 @@ def build_image_flow(cfg: ImageFlowBuild, out_root: Path, *, command: str,
     trainer.run()
     train_seconds = trainer.elapsed
 
-    tmp = Path(out_root) / f".{cfg.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    from safetensors.torch import save_file
-
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / CHECKPOINT_FILE),
-              metadata={"format": "genstudio-image-flow", "version": "1", "flow": repr(cfg.flow.to_dict())})
+    tmp = staging_folder(out_root, cfg.name)
+    save_checkpoint(model, tmp / CHECKPOINT_FILE, format="genstudio-image-flow", config=cfg.flow.to_dict())
     model.eval()
     model.freeze_inverses()
     example_x = torch.from_numpy(dequantize(test_u8[:4], np.random.default_rng(0)))
@@ -158,9 +153,6 @@ def build_image_flow(cfg: ImageFlowBuild, out_root: Path, *, command: str,
                "class_names": list(fashion_mnist.CLASS_NAMES)},
     )
     manifest.save(tmp)
-    final = Path(out_root) / cfg.name
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.replace(final)
+    final = publish(tmp, out_root, cfg.name)
     report(Progress(total, total, f"{cfg.name} test {bpd.mean():.3f} bits/dim"))
     return final

@@ -12,7 +12,6 @@ engine code `genstudio evaluate vae` runs (genstudio.engines.vae).
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import statistics
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ import torch
 
 from genstudio.engines import evaluate as ev
 from genstudio.engines.vae import VaeModel
+from genstudio.export.artifacts import publish, save_checkpoint, staging_folder
 from genstudio.export.data import image_sets
 from genstudio.export.onnx_io import ort_session, save_onnx, versions
 from genstudio.export.trainer import Trainer, TrainerConfig
@@ -124,13 +124,8 @@ def build_vae(cfg: VaeBuild, out_root: Path, *, command: str,
     trainer.run()
     vae.eval()
 
-    tmp = Path(out_root) / f".{cfg.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    from safetensors.torch import save_file
-
-    save_file({k: v.contiguous() for k, v in vae.state_dict().items()}, str(tmp / CHECKPOINT_FILE),
-              metadata={"format": "genstudio-vae", "version": "1", "vae": repr(cfg.vae.to_dict())})
+    tmp = staging_folder(out_root, cfg.name)
+    save_checkpoint(vae, tmp / CHECKPOINT_FILE, format="genstudio-vae", config=cfg.vae.to_dict())
     x_example = torch.from_numpy(_images_nchw(held_u8[:4]) / 255.0)
     save_onnx(EncoderGraph(vae), x_example, tmp / ENCODER_FILE, input_name="x", output_names=["mu", "logvar"])
     save_onnx(DecoderGraph(vae), torch.randn(4, cfg.vae.latent), tmp / DECODER_FILE, input_name="z",
@@ -175,10 +170,7 @@ def build_vae(cfg: VaeBuild, out_root: Path, *, command: str,
     manifest = _manifest(cfg, heads, command=command, metrics=metrics,
                          seconds={"train": round(trainer.elapsed, 1), "total": round(time.perf_counter() - started, 1)})
     manifest.save(tmp)
-    final = Path(out_root) / cfg.name
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.replace(final)
+    final = publish(tmp, out_root, cfg.name)
     report(Progress(total, total, f"{cfg.name} {metrics['heldout']['bits_per_dim']:.3f} bits/dim"))
     return final
 
