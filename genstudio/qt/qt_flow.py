@@ -28,6 +28,7 @@ from genstudio.engines.flow_render import colorize, histogram, scale_counts, sca
 from genstudio.qt.qt_context import StudioContext, TabSpec
 from genstudio.qt.qt_flow_view import QtDensityPlot
 from genstudio.qt.qt_jobs import JobFailure, QtJob
+from genstudio.qt.qt_widgets import fill_model_box
 
 SUBSTEPS = 20  # slider positions between two layers (the animation moves through them smoothly)
 ANIMATION_S = 4.0  # seconds from the base to the data layer
@@ -116,19 +117,10 @@ class QtFlowTab(QWidget):
     # -- models --------------------------------------------------------------------------------------
     def refresh_models(self) -> None:
         entries = [e for e in self.ctx.registry.entries() if is_2d_flow(e)]
-        current = self.model_box.currentData()
-        self.model_box.blockSignals(True)
-        self.model_box.clear()
-        for e in entries:
-            self.model_box.addItem(e.manifest.display_name, e.name)
-        self.model_box.blockSignals(False)
-        if not entries:
+        if not fill_model_box(self.model_box, entries, PREFERRED_MODEL):
             self.density.set_message(EMPTY_TEXT)
             self.status.setText("no 2-D flow models")
             return
-        names = [e.name for e in entries]
-        pick = current if current in names else PREFERRED_MODEL
-        self.model_box.setCurrentIndex(names.index(pick) if pick in names else 0)
         self._load()
 
     def _start(self, name: str, gen, on_done) -> QtJob:

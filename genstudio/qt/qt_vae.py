@@ -36,6 +36,7 @@ from genstudio.qt.qt_jobs import JobFailure, QtJob
 from genstudio.qt.qt_vae_encode import VaeEncodeMixin
 from genstudio.qt.qt_vae_map import QtLatentMap
 from genstudio.qt.qt_vae_panels import POINTS, QtDecodePanel, QtEncodePanel, QtPointsPanel
+from genstudio.qt.qt_widgets import fill_model_box
 
 LIVE_DECODE_MS = 5.0  # decode on the GUI thread when one decode takes less than this
 MOSAIC_GRID = 16  # decoded tiles per side of the map's background
@@ -160,18 +161,10 @@ class QtVaeTab(VaeEncodeMixin, QWidget):
     # -- models ----------------------------------------------------------------------------------------
     def refresh_models(self) -> None:
         entries = [e for e in self.ctx.registry.entries() if is_vae(e)]
-        current = self.model_box.currentData()
-        self.model_box.blockSignals(True)
-        self.model_box.clear()
-        for e in entries:
-            self.model_box.addItem(e.manifest.display_name, e.name)
-        self.model_box.blockSignals(False)
-        if not entries:
+        if not fill_model_box(self.model_box, entries):
             self.map.set_message(EMPTY_TEXT)
             self.status.setText("no VAE models")
             return
-        names = [e.name for e in entries]
-        self.model_box.setCurrentIndex(names.index(current) if current in names else 0)
         self._load()
 
     def _load(self) -> None:

@@ -10,6 +10,7 @@ from PySide6.QtCore import QModelIndex, QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QIcon, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QComboBox,
     QFrame,
     QGridLayout,
     QHeaderView,
@@ -220,3 +221,20 @@ def status_icon(kind: str, size: int = 16) -> QIcon:
 
 def icon_size(size: int) -> QSize:
     return QSize(size, size)
+
+
+def fill_model_box(box: QComboBox, entries: list, preferred: str | None = None) -> bool:
+    """Refill a model picker with registry entries, keeping the current choice (else `preferred`, else
+    the first) without emitting change signals while it fills; False when there is no model."""
+    current = box.currentData()
+    box.blockSignals(True)
+    box.clear()
+    for e in entries:
+        box.addItem(e.manifest.display_name, e.name)
+    box.blockSignals(False)
+    if not entries:
+        return False
+    names = [e.name for e in entries]
+    pick = current if current in names else preferred
+    box.setCurrentIndex(names.index(pick) if pick in names else 0)
+    return True
