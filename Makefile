@@ -7,8 +7,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 GS     := $(BIN)/genstudio
 TORCH  := torch==2.13.0
+PYI    := $(BIN)/pyinstaller
 
-.PHONY: setup run test test-data models bench lint installer clean
+.PHONY: setup run test test-data models bench lint installer installer-smoke clean
 
 setup: $(STAMP)
 
@@ -29,7 +30,8 @@ run: setup
 	$(GS) export missing || echo "genstudio: some models could not be built; opening the studio anyway"
 	$(GS)
 
-test: setup test-data
+# $(PYI): tests/test_installer.py builds the bundle too (about a minute).
+test: setup test-data $(PYI)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
 
 # Real Fashion-MNIST (Debian's dataset-fashion-mnist) for the data-reader test; where apt is not ours
@@ -47,6 +49,22 @@ lint: setup
 
 bench: setup
 	QT_QPA_PLATFORM=offscreen $(GS) bench all --write docs/benchmarks.md
+
+# The double-click bundle: dist/genstudio/ (genstudio.app on macOS), without torch or the export pipeline.
+# PyInstaller goes into .venv here, not into the [dev] extra. See installer/README.md.
+$(PYI): $(STAMP)
+	$(BIN)/python -m pip install --quiet 'pyinstaller>=6.10'
+	touch $@
+
+installer: setup $(PYI)
+	$(PYI) --noconfirm --clean --log-level WARN --distpath dist --workpath build installer/genstudio.spec
+	@$(BIN)/python installer/bundle_size.py dist/genstudio
+
+# Runs the bundled executable with a clean environment (no .venv): doctor, models, generate, check, shot,
+# and the desktop entry under xvfb-run. Builds the bundle first when there is none.
+installer-smoke:
+	@test -x dist/genstudio/genstudio || $(MAKE) installer
+	$(PYTHON) installer/smoke.py dist/genstudio
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QTimer
@@ -88,11 +89,27 @@ def build_main_window(*, registry: Registry | None = None, pool: SessionPool | N
     return window
 
 
-def run_studio(argv: Sequence[str] | None = None) -> int:
-    """Open the studio and run until its window closes; UI handlers may be `async def` (qasync)."""
+def offer_on_open(window: QtMainWindow, path: Path) -> None:
+    """Once the tabs are up, show the Models tab with `path` checked and offered for import."""
+
+    def offer() -> None:
+        tab = window.select_tab("models")
+        if tab is not None:
+            tab.offer_import(Path(path))
+
+    window.tabs_ready.connect(offer)
+
+
+def run_studio(argv: Sequence[str] | None = None, *, open_path: Path | None = None) -> int:
+    """Open the studio and run until its window closes; UI handlers may be `async def` (qasync).
+
+    open_path: a model folder or .onnx file to offer for import on the Models tab (`genstudio PATH`).
+    """
     app = create_app(argv)
     app.setQuitOnLastWindowClosed(False)  # the coroutine below ends the loop, so asyncio shuts down cleanly
     window = build_main_window()
+    if open_path is not None:
+        offer_on_open(window, open_path)
     window.show()
     app.processEvents()  # the first frame, before asyncio and qasync are imported
 

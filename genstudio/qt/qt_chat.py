@@ -53,6 +53,7 @@ class QtChatTab(QWidget):
         self.stack = QStackedWidget()
         self.build_panel = QtBuildPanel()
         self.build_panel.built.connect(self._on_built)
+        self.build_panel.look_again.connect(lambda: (self.ctx.registry.refresh(), self.refresh_models()))
         self.stack.addWidget(self.build_panel)
         self.stack.addWidget(self._chat_page())
         lay = QVBoxLayout(self)

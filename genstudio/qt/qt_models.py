@@ -96,6 +96,20 @@ def import_job(paths: Sequence[Path], roots: list[tuple[Path, str]]) -> Generato
     return {"imported": imported, "errors": errors}
 
 
+def check_job(path: Path) -> Generator[Progress, None, str]:
+    """The checks an import runs, without copying: a summary line, or UnsafeModelError/ModelNotReady."""
+    from genstudio.runtime.registry import ModelNotReady, check_folder
+
+    yield Progress(0, 1, f"checking {path.name}")
+    if path.is_dir():
+        entry = check_folder(path, "user", deep=True)
+        if not entry.ready:
+            raise ModelNotReady(entry.error or "not ready")
+        return f"{entry.name} ({entry.family}): {len(entry.reports)} ONNX file(s) checked"
+    report = safety.ensure_safe(path, root=path.parent)
+    return f"{path.name}: {report.summary()}"
+
+
 def importable(path: Path) -> bool:
     return path.is_dir() or (path.is_file() and path.suffix.lower() == ".onnx")
 
@@ -109,6 +123,7 @@ class QtModelsTab(QWidget):
     imported = Signal(list)  # the ModelEntry objects just imported
     import_failed = Signal(str)  # the message shown to the user
     benchmark_done = Signal(list)  # BenchmarkRow list
+    offered = Signal(object)  # offer_import's QMessageBox: the question, or why the path cannot be imported
 
     def __init__(self, ctx: StudioContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -314,6 +329,49 @@ class QtModelsTab(QWidget):
         job.succeeded.connect(self._on_imported)
         job.failed.connect(lambda failure: self._on_import_done_with_errors([failure.message]))
         return job
+
+    def offer_import(self, path: Path) -> QtJob | None:
+        """A model opened from outside (`genstudio PATH`, a double-click): select it if listed, else check it
+        (in a job) and ask whether to import it. A model.json stands for its folder."""
+        path = Path(path)
+        if path.name == "model.json" and path.is_file():
+            path = path.parent
+        listed = next((self.list.entry_at(i) for i in range(self.list.count())
+                       if self.list.entry_at(i).folder.resolve() == path.resolve()), None)
+        if listed is not None:
+            self.populate(keep=str(listed.folder))
+            self.ctx.show_status(f"{listed.name} is already in your models")
+            return None
+        if not importable(path):
+            self.offered.emit(self._message("Open model", f"{path} is not a model folder or an .onnx file.",
+                                            QMessageBox.Icon.Warning))
+            return None
+        job = self._start(f"check {path.name}", check_job(path))
+        if job is None:
+            return None
+        self.summary.setText(f"checking {path.name}…")
+        job.succeeded.connect(lambda summary: self._ask_import(path, summary))
+        job.failed.connect(lambda failure: self._refuse_offer(path, failure.message))
+        return job
+
+    def _ask_import(self, path: Path, summary: str) -> None:
+        self.populate()
+        box = QMessageBox(QMessageBox.Icon.Question, "Import model",
+                          f"Import {path.name} into your models folder?",
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box.setInformativeText(f"It passed the checks: {summary}\n\nFrom: {path}")
+        box.setDefaultButton(QMessageBox.StandardButton.Yes)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.finished.connect(lambda result: self.import_paths([path])
+                             if result == QMessageBox.StandardButton.Yes else None)
+        box.open()
+        self.last_message = box
+        self.offered.emit(box)
+
+    def _refuse_offer(self, path: Path, why: str) -> None:
+        self.populate()
+        self.offered.emit(self._message("Open model", f"{path.name} cannot be imported.", QMessageBox.Icon.Critical,
+                                        details=why))
 
     def _set_importing(self, busy: bool, paths: Sequence[Path] = ()) -> None:
         for b in (self.import_folder_button, self.import_file_button, self.refresh_button):
