@@ -216,3 +216,13 @@ def test_switching_chats_mid_reply_keeps_both(qtbot, chat, slow_engine):
     reply = tab.store.messages(first)[-1]
     assert reply.role == "assistant" and reply.stats.get("stopped")
     assert tab.transcript.messages == [] and not tab.busy()
+
+
+def test_shutdown_stops_a_running_build(qtbot, tmp_path, models_root):
+    tab, jobs = make_tab(qtbot, tmp_path, with_model=False)
+    panel = tab.build_panel
+    panel.start(sys.executable, ["-c", "import time; time.sleep(60)"])
+    qtbot.waitUntil(panel.running, timeout=WAIT_MS)
+    tab.shutdown()  # what the main window calls on close
+    assert not panel.running()
+    jobs.shutdown()

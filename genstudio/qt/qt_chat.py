@@ -223,6 +223,10 @@ class QtChatTab(QWidget):
         return w
 
     # -- sending ----------------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Called by the main window on close: stop a model build that is still running."""
+        self.build_panel.shutdown()
+
     def busy(self) -> bool:
         return self.job is not None and self.job.is_running()
 

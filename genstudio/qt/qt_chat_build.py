@@ -104,12 +104,7 @@ class QtBuildPanel(QWidget):
         self.log.setVisible(False)
         self.log.setMinimumHeight(140)
         card.body.addWidget(self.log)
-        h = QHBoxLayout()
-        h.addStretch(1)
-        h.addWidget(card, 3)
-        h.addStretch(1)
-        outer.addLayout(h)
-        outer.addStretch(2)
+        _centre(outer, card)
 
     def _build_elsewhere_page(self) -> None:
         """No export pipeline in this executable: say what to run where, and where the result goes."""
@@ -141,12 +136,7 @@ class QtBuildPanel(QWidget):
         row.addWidget(self.look_again_button)
         row.addStretch(1)
         card.body.addLayout(row)
-        h = QHBoxLayout()
-        h.addStretch(1)
-        h.addWidget(card, 3)
-        h.addStretch(1)
-        outer.addLayout(h)
-        outer.addStretch(2)
+        _centre(outer, card)
 
     def open_models_folder(self) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -209,3 +199,17 @@ class QtBuildPanel(QWidget):
         if self.running():
             self.process.kill()
             self.process.waitForFinished(3000)
+
+    def shutdown(self) -> None:
+        """The window is closing: a build still running is stopped, never left to Qt's destructor."""
+        self.stop()
+
+
+def _centre(outer: QVBoxLayout, card: QWidget) -> None:
+    """Put `card` in the middle of the page, a little above centre."""
+    row = QHBoxLayout()
+    row.addStretch(1)
+    row.addWidget(card, 3)
+    row.addStretch(1)
+    outer.addLayout(row)
+    outer.addStretch(2)
