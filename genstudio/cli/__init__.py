@@ -21,7 +21,8 @@ from pathlib import Path
 from genstudio import __version__
 
 # Modules that add commands; each has `register(groups: CommandGroups) -> None`.
-FAMILY_MODULES: list[str] = ["genstudio.cli.llm", "genstudio.cli.flow", "genstudio.cli.evaluator", "genstudio.cli.vae"]
+FAMILY_MODULES: list[str] = ["genstudio.cli.llm", "genstudio.cli.flow", "genstudio.cli.evaluator", "genstudio.cli.vae",
+                            "genstudio.cli.gan"]
 
 
 @dataclass

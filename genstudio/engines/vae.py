@@ -16,15 +16,15 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Generator
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from genstudio.engines.evaluate import fit_images
+from genstudio.engines.model_folder import ModelFolder
 from genstudio.runtime.jobs import Progress
 from genstudio.runtime.registry import ModelEntry
-from genstudio.runtime.sessions import SessionPool
 
 
 # -- latent-space helpers (pure numpy) ------------------------------------------------------------------
@@ -161,42 +161,16 @@ class HeldOut:
 
 
 @dataclass
-class VaeModel:
+class VaeModel(ModelFolder):
     """A VAE model folder (encoder.onnx + decoder.onnx + held-out codes) opened through a session pool."""
 
-    entry: ModelEntry
-    pool: SessionPool
+    FAMILY: ClassVar[str] = "vae"
+    FAMILY_TITLE: ClassVar[str] = "a VAE"
     batch: int = 512  # images per session.run
-    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
-
-    def __post_init__(self) -> None:
-        self.entry.require_ready()
-        if self.entry.family != "vae":
-            raise ValueError(f"{self.entry.name} is a {self.entry.family} model, not a VAE")
-
-    @property
-    def name(self) -> str:
-        return self.entry.name
-
-    @property
-    def extra(self) -> dict[str, Any]:
-        return self.entry.manifest.extra
 
     @property
     def latent_dim(self) -> int:
         return int(self.extra["latent_dim"])
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        c, h, w = self.extra["image_shape"]
-        return int(c), int(h), int(w)
-
-    @property
-    def dataset(self) -> str:
-        return str(self.extra.get("dataset", ""))
-
-    def _session(self, role: str):
-        return self.pool.get(self.entry.path(role), root=self.entry.folder)
 
     # -- encode / decode --------------------------------------------------------------------------------
     def prepare(self, images: np.ndarray) -> np.ndarray:

@@ -1,0 +1,153 @@
+"""A small style-based generator: a mapping MLP z -> w and a modulated synthesis network w -> image.
+
+    g = Generator(GanConfig(channels=3, size=64))
+    w = g.mapping(z)                         # z (N, z_dim) ~ N(0, I) -> w (N, w_dim)
+    image = g.synthesis(w)                   # (N, C, size, size) in [0, 1]
+    w_avg = g.mean_w(100_000)                # the mean latent that truncation pulls toward
+
+StyleGAN2's design at toy scale (Karras et al. 2020, https://arxiv.org/abs/1912.04958): a learned 4x4
+constant, two modulated 3x3 convs per resolution (one at 4x4), bilinear upsampling, and skip toRGB outputs
+summed across resolutions. One w feeds every layer (no style mixing) and there are no noise inputs, so an
+image is a pure function of w: what truncation, morphs and attribute directions need.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from itertools import pairwise
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from genstudio.export.gan.layers import SQRT2, EqualLinear, ModulatedConv2d
+
+
+@dataclass
+class GanConfig:
+    channels: int = 3  # 3 (SynthFaces) or 1 (Fashion-MNIST)
+    size: int = 64  # output side; the synthesis runs at 4 * 2^(stages-1) and centre-crops to this
+    z_dim: int = 64  # the input noise z ~ N(0, I)
+    w_dim: int = 64  # the intermediate latent W that truncation and attribute directions live in
+    mapping_layers: int = 4  # depth of the mapping MLP
+    mapping_lr_mul: float = 0.01  # the mapping learns 100x slower (StyleGAN's recipe)
+    g_widths: tuple[int, ...] = (128, 128, 64, 32, 16)  # synthesis channels at 4, 8, 16, 32, 64
+    d_widths: tuple[int, ...] = (16, 32, 64, 128, 128)  # discriminator channels at 64, 32, 16, 8, 4
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["g_widths"], d["d_widths"] = list(self.g_widths), list(self.d_widths)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> GanConfig:
+        d = dict(d)
+        d["g_widths"], d["d_widths"] = tuple(d["g_widths"]), tuple(d["d_widths"])
+        return cls(**d)
+
+    @property
+    def render_size(self) -> int:
+        """The side the synthesis network renders at before the centre crop."""
+        return 4 * 2 ** (len(self.g_widths) - 1)
+
+
+class Mapping(nn.Module):
+    def __init__(self, cfg: GanConfig) -> None:
+        super().__init__()
+        dims = [cfg.z_dim] + [cfg.w_dim] * cfg.mapping_layers
+        self.net = nn.Sequential(*[EqualLinear(a, b, lr_mul=cfg.mapping_lr_mul, act=True)
+                                   for a, b in pairwise(dims)])
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        z = z * torch.rsqrt(z.pow(2).mean(dim=1, keepdim=True) + 1e-8)  # pixel norm: z on a sphere
+        return self.net(z)  # (N, w_dim)
+
+
+class ToRGB(nn.Module):
+    def __init__(self, c_in: int, channels: int, w_dim: int) -> None:
+        super().__init__()
+        self.conv = ModulatedConv2d(c_in, channels, 1, w_dim, demodulate=False)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return self.conv(x, w)
+
+
+class Synthesis(nn.Module):
+    def __init__(self, cfg: GanConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        widths = cfg.g_widths
+        self.const = nn.Parameter(torch.randn(1, widths[0], 4, 4))
+        self.convs = nn.ModuleList([ModulatedConv2d(widths[0], widths[0], 3, cfg.w_dim)])
+        self.to_rgb = nn.ModuleList([ToRGB(widths[0], cfg.channels, cfg.w_dim)])
+        for c_in, c_out in pairwise(widths):
+            self.convs.append(ModulatedConv2d(c_in, c_out, 3, cfg.w_dim))
+            self.convs.append(ModulatedConv2d(c_out, c_out, 3, cfg.w_dim))
+            self.to_rgb.append(ToRGB(c_out, cfg.channels, cfg.w_dim))
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        """w (N, w_dim) -> raw image (N, C, render, render), about [-1, 1]."""
+        x = self.const.expand(w.shape[0], -1, -1, -1)  # (N, C0, 4, 4)
+        x = F.leaky_relu(self.convs[0](x, w), 0.2) * SQRT2
+        rgb = self.to_rgb[0](x, w)
+        for i in range(1, len(self.to_rgb)):
+            x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)  # (N, C, 2H, 2W)
+            x = F.leaky_relu(self.convs[2 * i - 1](x, w), 0.2) * SQRT2
+            x = F.leaky_relu(self.convs[2 * i](x, w), 0.2) * SQRT2
+            rgb = F.interpolate(rgb, scale_factor=2.0, mode="bilinear", align_corners=False) + self.to_rgb[i](x, w)
+        return rgb
+
+
+class Generator(nn.Module):
+    def __init__(self, cfg: GanConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.mapping = Mapping(cfg)
+        self.synthesis_net = Synthesis(cfg)
+
+    def raw(self, w: torch.Tensor) -> torch.Tensor:
+        """w -> image in about [-1, 1] at the output size (what the discriminator sees during training)."""
+        x = self.synthesis_net(w)
+        crop = (self.cfg.render_size - self.cfg.size) // 2
+        if crop:
+            x = x[:, :, crop:crop + self.cfg.size, crop:crop + self.cfg.size]  # (N, C, size, size)
+        return x
+
+    def synthesis(self, w: torch.Tensor) -> torch.Tensor:
+        """w (N, w_dim) -> image (N, C, size, size) in [0, 1]."""
+        return (self.raw(w).clamp(-1.0, 1.0) + 1.0) * 0.5
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.raw(self.mapping(z))
+
+    @torch.no_grad()
+    def mean_w(self, n: int = 100_000, seed: int = 0) -> torch.Tensor:
+        """The mean of mapping(z) over n draws of z ~ N(0, I): (w_dim,)."""
+        gen = torch.Generator().manual_seed(seed)
+        total = torch.zeros(self.cfg.w_dim, dtype=torch.float64)
+        for i in range(0, n, 10_000):
+            z = torch.randn(min(10_000, n - i), self.cfg.z_dim, generator=gen)
+            total += self.mapping(z).double().sum(0)
+        return (total / n).float()
+
+
+class MappingGraph(nn.Module):
+    """What mapping.onnx computes: z (N, z_dim) -> w (N, w_dim)."""
+
+    def __init__(self, g: Generator) -> None:
+        super().__init__()
+        self.mapping = g.mapping
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.mapping(z)
+
+
+class SynthesisGraph(nn.Module):
+    """What synthesis.onnx computes: w (N, w_dim) -> image (N, C, size, size) in [0, 1]."""
+
+    def __init__(self, g: Generator) -> None:
+        super().__init__()
+        self.g = g
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        return self.g.synthesis(w)

@@ -1,0 +1,155 @@
+"""GAN training: alternating D and G steps, non-saturating loss, lazy R1, an EMA generator, callbacks, no prints.
+
+    trainer = GanTrainer(GanTrainConfig(steps=8000), g, d, images)      # images: float (N, C, H, W) in [-1, 1]
+    trainer.add_callback("on_batch_end", lambda t: bar(t.step, t.config.steps, t.curves["d_loss"][-1]))
+    trainer.run()
+    trainer.g_ema                                                        # the generator to export
+
+The shape of genstudio.export.trainer.Trainer (config dataclass, `add_callback`, `stop()`, events
+on_batch_end / on_train_end) with two optimisers. Recipe from StyleGAN2 (https://arxiv.org/abs/1912.04958):
+logistic non-saturating loss, R1 penalty on reals every `r1_every` steps scaled by that interval (lazy
+regularisation), Adam betas (0, 0.99), and an EMA of the generator's weights with a half-life in images.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from genstudio.export.gan.discriminator import Discriminator
+from genstudio.export.gan.generator import Generator
+
+CURVES = ("d_loss", "g_loss", "r1", "d_real", "d_fake")  # what `curves` logs, one value per step (r1: when run)
+
+
+@dataclass
+class GanTrainConfig:
+    steps: int = 8000  # generator steps (one discriminator step each)
+    batch_size: int = 32  # real and fake images per step
+    g_lr: float = 2e-3  # Adam learning rate of the generator (equalized-lr layers make one rate fit all)
+    d_lr: float = 2e-3  # Adam learning rate of the discriminator
+    beta2: float = 0.99  # Adam's second-moment decay; beta1 is 0 (StyleGAN2)
+    r1_gamma: float = 0.5  # R1 weight; StyleGAN2-ADA's heuristic 0.0002 * side^2 / batch is about 0.5 at 64/32
+    r1_every: int = 8  # lazy R1: penalise every this many steps, scaled up by it
+    ema_half_life: int = 10_000  # images after which an old weight counts half in the EMA generator
+    ema_rampup: float = 0.05  # early on, the half-life is at most this fraction of the images seen
+    seed: int = 0  # seeds the weights, the batches and z
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class GanTrainer:
+    EVENTS = ("on_batch_end", "on_train_end")
+
+    def __init__(self, config: GanTrainConfig, g: Generator, d: Discriminator, images: torch.Tensor) -> None:
+        self.config = config
+        self.g, self.d = g, d
+        self.g_ema = copy.deepcopy(g).eval().requires_grad_(False)
+        self.images = images  # (N, C, H, W) float in [-1, 1]
+        self.callbacks: dict[str, list[Callable[[GanTrainer], None]]] = defaultdict(list)
+        self.curves: dict[str, list[float]] = {k: [] for k in CURVES}
+        self.r1_steps: list[int] = []  # the steps at which curves["r1"] was measured
+        self.step = 0  # steps done
+        self.elapsed = 0.0  # seconds of run()
+        self._stop = False
+        betas = (0.0, config.beta2)
+        r1_ratio = config.r1_every / (config.r1_every + 1)  # lazy regularisation's Adam correction
+        self.g_opt = torch.optim.Adam(g.parameters(), lr=config.g_lr, betas=betas, eps=1e-8)
+        self.d_opt = torch.optim.Adam(d.parameters(), lr=config.d_lr * r1_ratio,
+                                      betas=(0.0, config.beta2 ** r1_ratio), eps=1e-8)
+        self.gen = torch.Generator().manual_seed(config.seed)
+
+    def add_callback(self, event: str, fn: Callable[[GanTrainer], None]) -> None:
+        if event not in self.EVENTS:
+            raise ValueError(f"unknown event {event!r}; known: {self.EVENTS}")
+        self.callbacks[event].append(fn)
+
+    def stop(self) -> None:
+        """Ask the loop to end after the current step (a callback can call it)."""
+        self._stop = True
+
+    def _fire(self, event: str) -> None:
+        for fn in self.callbacks[event]:
+            fn(self)
+
+    def _reals(self) -> torch.Tensor:
+        idx = torch.randint(0, len(self.images), (self.config.batch_size,), generator=self.gen)
+        return self.images[idx]
+
+    def _z(self) -> torch.Tensor:
+        return torch.randn(self.config.batch_size, self.g.cfg.z_dim, generator=self.gen)
+
+    def train_step(self) -> None:
+        c = self.config
+        # discriminator: softplus(D(fake)) + softplus(-D(real)), R1 on reals every r1_every steps
+        self.g.requires_grad_(False)
+        self.d.requires_grad_(True)
+        reals = self._reals()
+        with torch.no_grad():
+            fakes = self.g(self._z())
+        real_logits, fake_logits = self.d(reals), self.d(fakes)
+        d_loss = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
+        self.d_opt.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.d_opt.step()
+        if c.r1_every and self.step % c.r1_every == 0:
+            reals = reals.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self.d(reals).sum(), reals, create_graph=True)
+            r1 = grad.pow(2).flatten(1).sum(1).mean()
+            self.d_opt.zero_grad(set_to_none=True)
+            (r1 * (c.r1_gamma / 2) * c.r1_every).backward()
+            self.d_opt.step()
+            self.curves["r1"].append(float(r1.detach()))
+            self.r1_steps.append(self.step)
+        # generator: softplus(-D(G(z)))
+        self.g.requires_grad_(True)
+        self.d.requires_grad_(False)
+        g_loss = F.softplus(-self.d(self.g(self._z()))).mean()
+        self.g_opt.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.g_opt.step()
+        self._update_ema()
+        self.curves["d_loss"].append(float(d_loss.detach()))
+        self.curves["g_loss"].append(float(g_loss.detach()))
+        self.curves["d_real"].append(float(real_logits.detach().mean()))
+        self.curves["d_fake"].append(float(fake_logits.detach().mean()))
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        c = self.config
+        seen = (self.step + 1) * c.batch_size
+        half_life = min(c.ema_half_life, seen * c.ema_rampup) if c.ema_rampup else c.ema_half_life
+        beta = 0.5 ** (c.batch_size / max(half_life, 1e-8))
+        for p_ema, p in zip(self.g_ema.parameters(), self.g.parameters(), strict=True):
+            p_ema.lerp_(p, 1.0 - beta)
+
+    def run(self) -> GanTrainer:
+        self.g.train()
+        self.d.train()
+        start = time.perf_counter() - self.elapsed
+        while self.step < self.config.steps and not self._stop:
+            self.train_step()
+            self.step += 1
+            self.elapsed = time.perf_counter() - start
+            self._fire("on_batch_end")
+        self.g.eval()
+        self._fire("on_train_end")
+        return self
+
+
+def build_models(cfg, seed: int) -> tuple[Generator, Discriminator]:
+    """A fresh generator and discriminator, seeded."""
+    torch.manual_seed(seed)
+    return Generator(cfg), Discriminator(cfg)
+
+
+def count_params(m: nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())

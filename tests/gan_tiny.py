@@ -1,0 +1,34 @@
+"""Test helper: a tiny style-based GAN on fake Fashion-MNIST, trained for a few steps by the real pipeline, once."""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+from pathlib import Path
+
+TINY_GAN = "gan-fashion-mnist"
+TINY_COMMAND = "genstudio export gan --dataset fashion-mnist --steps 4 (tiny test)"
+
+
+@functools.cache
+def tiny_gan_root() -> Path:
+    """A models root holding eval-fashion-mnist (from vae_tiny) and gan-fashion-mnist trained for 4 steps."""
+    import torch
+    from vae_tiny import tiny_data, tiny_vae_root
+
+    from genstudio.export.gan.build import GanBuild, build_gan
+    from genstudio.export.gan.generator import GanConfig
+    from genstudio.export.gan.train import GanTrainConfig
+
+    torch.set_num_threads(1)
+    root = Path(tempfile.mkdtemp(prefix="genstudio-gan-tiny-"))
+    build_gan(GanBuild(dataset="fashion-mnist",
+                       gan=GanConfig(z_dim=8, w_dim=8, mapping_layers=2, g_widths=(8, 8, 4, 4), d_widths=(4, 4, 8, 8)),
+                       train=GanTrainConfig(steps=4, batch_size=8, r1_every=2), n_train=64, n_mean=1000, n_fid=40,
+                       evaluator_root=str(tiny_vae_root()), data_dir=str(tiny_data())),
+              root, command=TINY_COMMAND, docs_dir=root / "docs")
+    return root
+
+
+def tiny_gan_folder() -> Path:
+    return tiny_gan_root() / TINY_GAN

@@ -1,0 +1,69 @@
+"""`genstudio generate gan` on the tiny model (--json, --npy, --out, --truncation) and `export gan`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from genstudio.cli import main
+from genstudio.runtime.imaging import read_png_settings
+from genstudio.runtime.manifest import Manifest
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def tiny_models(monkeypatch):
+    from gan_tiny import tiny_gan_root
+
+    monkeypatch.setenv("GENSTUDIO_MODELS", str(tiny_gan_root()))
+
+
+def run_json(capsys, argv: list[str]) -> dict:
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_generate_json_npy_png(tiny_models, tmp_path, capsys):
+    npy, png = tmp_path / "s.npy", tmp_path / "s.png"
+    out = run_json(capsys, ["generate", "gan", "--model", "gan-fashion-mnist", "--n", "6", "--seed", "2",
+                            "--truncation", "0.5", "--npy", str(npy), "--out", str(png), "--json", "--threads", "1"])
+    assert out["n"] == 6 and out["truncation"] == 0.5 and out["shape"] == [6, 1, 28, 28]
+    assert out["written"] == {"out": str(png), "npy": str(npy)}
+    images = np.load(npy)
+    assert images.shape == (6, 28, 28, 1) and images.dtype == np.uint8
+    assert read_png_settings(png)["truncation"] == 0.5
+    again = tmp_path / "again.npy"
+    run_json(capsys, ["generate", "gan", "--n", "6", "--seed", "2", "--truncation", "0.5", "--npy", str(again), "--json"])
+    assert np.array_equal(np.load(again), images)  # the default model, the same seed, the same images
+
+
+def test_generate_truncation_zero_is_one_image(tiny_models, tmp_path, capsys):
+    npy = tmp_path / "mean.npy"
+    run_json(capsys, ["generate", "gan", "--n", "4", "--truncation", "0", "--npy", str(npy), "--json"])
+    images = np.load(npy).astype(int)
+    assert np.abs(images - images[:1]).max() <= 1
+
+
+def test_generate_human_line_and_errors(tiny_models, capsys):
+    assert main(["generate", "gan", "--n", "2"]) == 0
+    assert "gan-fashion-mnist: 2 samples" in capsys.readouterr().out
+    assert main(["generate", "gan", "--n", "0"]) == 2
+    assert main(["generate", "gan", "--model", "no-such-model"]) == 2
+
+
+def test_export_from_checkpoint_records_command(tmp_path, capsys):
+    from gan_tiny import tiny_gan_folder
+    from vae_tiny import tiny_data
+
+    ckpt = tiny_gan_folder() / "gan.safetensors"
+    out = tmp_path / "models"
+    assert main(["export", "gan", "--dataset", "fashion-mnist", "--from-checkpoint", str(ckpt), "--fid-samples", "0",
+                 "--data", str(tiny_data()), "--out", str(out), "--docs", str(tmp_path / "docs"), "--threads", "1"]) == 0
+    m = Manifest.load(out / "gan-fashion-mnist")
+    assert m.build["command"].startswith("genstudio export gan --dataset fashion-mnist --steps 4 --batch 8")
+    assert "--from-checkpoint" in m.build["command"] and m.metrics["train_steps"] == 4
+    assert (tmp_path / "docs" / "gan-curves-fashion-mnist.png").is_file()
+    assert "parity" in capsys.readouterr().out

@@ -1,0 +1,68 @@
+"""The GAN's PyTorch side: shapes of mapping, synthesis and discriminator, the trainer's callbacks and curves."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from genstudio.export.gan.checkpoint import load_generator, save_checkpoint
+from genstudio.export.gan.curves import plot_curves
+from genstudio.export.gan.discriminator import Discriminator
+from genstudio.export.gan.generator import GanConfig, Generator
+from genstudio.export.gan.train import GanTrainConfig, GanTrainer, build_models
+
+FACES = GanConfig(z_dim=8, w_dim=8, mapping_layers=2, g_widths=(8, 8, 4, 4, 4), d_widths=(4, 4, 4, 8, 8))
+MNIST = GanConfig(channels=1, size=28, z_dim=8, w_dim=8, mapping_layers=2, g_widths=(8, 8, 4, 4),
+                  d_widths=(4, 4, 8, 8))
+
+
+@pytest.mark.parametrize("cfg", [FACES, MNIST], ids=["64x64x3", "28x28x1"])
+def test_shapes(cfg):
+    torch.manual_seed(0)
+    g, d = Generator(cfg), Discriminator(cfg)
+    torch.set_grad_enabled(False)
+    z = torch.randn(5, cfg.z_dim)
+    w = g.mapping(z)
+    assert w.shape == (5, cfg.w_dim)
+    img = g.synthesis(w)
+    assert img.shape == (5, cfg.channels, cfg.size, cfg.size)
+    assert float(img.min()) >= 0.0 and float(img.max()) <= 1.0
+    assert g(z).shape == img.shape  # the raw output the discriminator sees
+    assert d(g(z)).shape == (5,)
+    assert g.mean_w(2000).shape == (cfg.w_dim,)
+    torch.set_grad_enabled(True)
+
+
+def test_config_round_trip():
+    assert GanConfig.from_dict(FACES.to_dict()) == FACES
+    assert FACES.render_size == 64 and MNIST.render_size == 32
+
+
+def test_trainer_callbacks_ema_and_checkpoint(tmp_path):
+    g, d = build_models(MNIST, 0)
+    images = torch.rand(32, 1, 28, 28) * 2 - 1
+    trainer = GanTrainer(GanTrainConfig(steps=3, batch_size=8, r1_every=2), g, d, images)
+    seen = []
+    trainer.add_callback("on_batch_end", lambda t: seen.append(t.step))
+    with pytest.raises(ValueError):
+        trainer.add_callback("on_epoch_end", lambda t: None)
+    trainer.run()
+    assert seen == [1, 2, 3]
+    assert all(len(trainer.curves[k]) == 3 for k in ("d_loss", "g_loss", "d_real", "d_fake"))
+    assert trainer.r1_steps == [0, 2] and len(trainer.curves["r1"]) == 2
+    ema = dict(trainer.g_ema.named_parameters())
+    assert any(not torch.equal(p, ema[k]) for k, p in trainer.g.named_parameters())  # EMA lags the live weights
+    path = save_checkpoint(tmp_path / "gan.safetensors", trainer, MNIST)
+    loaded, meta = load_generator(path)
+    assert meta["step"] == "3" and loaded.cfg == MNIST
+    z = torch.randn(2, MNIST.z_dim)
+    assert torch.equal(loaded.synthesis(loaded.mapping(z)), trainer.g_ema.synthesis(trainer.g_ema.mapping(z)))
+    png = plot_curves(trainer.curves, trainer.r1_steps, tmp_path / "curves.png", title="test")
+    assert png.stat().st_size > 0
+
+
+def test_trainer_stop():
+    g, d = build_models(MNIST, 0)
+    trainer = GanTrainer(GanTrainConfig(steps=10, batch_size=4), g, d, torch.rand(8, 1, 28, 28))
+    trainer.add_callback("on_batch_end", lambda t: t.stop() if t.step == 2 else None)
+    assert trainer.run().step == 2
