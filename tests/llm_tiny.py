@@ -20,16 +20,10 @@ TINY = dict(n_layer=2, n_embd=64, n_head=4, n_kv_head=2, ffn=128, ctx=256)
 
 
 def byte_alphabet() -> list[str]:
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    order = sorted(range(256), key=lambda i: bs[i])
-    return [chr(cs[i]) for i in order]  # the stand-in character of byte 0, 1, ..., 255
+    """The stand-in character of byte 0, 1, ..., 255 (GPT-2's byte-level alphabet)."""
+    from genstudio.engines.llm.tokenizer import byte_decoder
+
+    return [c for c, _b in sorted(byte_decoder().items(), key=lambda kv: kv[1])]
 
 
 def tiny_vocab() -> tuple[list[str], list[int]]:

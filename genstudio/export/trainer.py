@@ -36,25 +36,16 @@ class TrainerConfig:
         return asdict(self)
 
 
-class Trainer:
+class Callbacks:
+    """Training-loop events for listeners (a CLI bar, a log, a test); no prints inside a loop."""
+
     EVENTS = ("on_batch_end", "on_train_end")
 
-    def __init__(self, config: TrainerConfig, model: nn.Module,
-                 loss_fn: Callable[[nn.Module, Any], torch.Tensor],
-                 batches: Callable[[int, torch.Generator], Any]) -> None:
-        self.config = config
-        self.model = model
-        self.loss_fn = loss_fn
-        self.batches = batches
-        self.callbacks: dict[str, list[Callable[[Trainer], None]]] = defaultdict(list)
-        self.step = 0  # steps done
-        self.loss = float("nan")  # the last batch's loss
-        self.lr = 0.0
-        self.elapsed = 0.0  # seconds since run() started
-        self.losses: list[float] = []  # every step's loss, for a summary
+    def __init__(self) -> None:
+        self.callbacks: dict[str, list[Callable[[Any], None]]] = defaultdict(list)
         self._stop = False
 
-    def add_callback(self, event: str, fn: Callable[[Trainer], None]) -> None:
+    def add_callback(self, event: str, fn: Callable[[Any], None]) -> None:
         if event not in self.EVENTS:
             raise ValueError(f"unknown event {event!r}; known: {self.EVENTS}")
         self.callbacks[event].append(fn)
@@ -66,6 +57,22 @@ class Trainer:
     def _fire(self, event: str) -> None:
         for fn in self.callbacks[event]:
             fn(self)
+
+
+class Trainer(Callbacks):
+    def __init__(self, config: TrainerConfig, model: nn.Module,
+                 loss_fn: Callable[[nn.Module, Any], torch.Tensor],
+                 batches: Callable[[int, torch.Generator], Any]) -> None:
+        self.config = config
+        self.model = model
+        self.loss_fn = loss_fn
+        self.batches = batches
+        super().__init__()
+        self.step = 0  # steps done
+        self.loss = float("nan")  # the last batch's loss
+        self.lr = 0.0
+        self.elapsed = 0.0  # seconds since run() started
+        self.losses: list[float] = []  # every step's loss, for a summary
 
     def lr_at(self, step: int) -> float:
         c = self.config

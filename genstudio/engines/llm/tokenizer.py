@@ -17,7 +17,7 @@ CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n
           "{% endif %}")
 
 
-def _byte_decoder() -> dict[str, int]:
+def byte_decoder() -> dict[str, int]:
     """GPT-2's byte-level alphabet, reversed: printable stand-in character -> byte."""
     bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     cs = bs[:]
@@ -103,7 +103,7 @@ class ChatTokenizer:
         spec = json.loads(self.tok.to_str())
         if (spec.get("decoder") or {}).get("type") != "ByteLevel":
             return None
-        table = _byte_decoder()
+        table = byte_decoder()
         n = self.vocab_size
         out: list[bytes] = [b""] * n
         for piece, i in self.tok.get_vocab(with_added_tokens=False).items():

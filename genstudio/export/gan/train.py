@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import copy
 import time
-from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
@@ -25,6 +23,7 @@ import torch.nn.functional as F
 
 from genstudio.export.gan.discriminator import Discriminator
 from genstudio.export.gan.generator import Generator
+from genstudio.export.trainer import Callbacks
 
 CURVES = ("d_loss", "g_loss", "r1", "d_real", "d_fake")  # what `curves` logs, one value per step (r1: when run)
 
@@ -46,39 +45,24 @@ class GanTrainConfig:
         return asdict(self)
 
 
-class GanTrainer:
-    EVENTS = ("on_batch_end", "on_train_end")
+class GanTrainer(Callbacks):
 
     def __init__(self, config: GanTrainConfig, g: Generator, d: Discriminator, images: torch.Tensor) -> None:
         self.config = config
         self.g, self.d = g, d
         self.g_ema = copy.deepcopy(g).eval().requires_grad_(False)
         self.images = images  # (N, C, H, W) float in [-1, 1]
-        self.callbacks: dict[str, list[Callable[[GanTrainer], None]]] = defaultdict(list)
+        super().__init__()
         self.curves: dict[str, list[float]] = {k: [] for k in CURVES}
         self.r1_steps: list[int] = []  # the steps at which curves["r1"] was measured
         self.step = 0  # steps done
         self.elapsed = 0.0  # seconds of run()
-        self._stop = False
         betas = (0.0, config.beta2)
         r1_ratio = config.r1_every / (config.r1_every + 1)  # lazy regularisation's Adam correction
         self.g_opt = torch.optim.Adam(g.parameters(), lr=config.g_lr, betas=betas, eps=1e-8)
         self.d_opt = torch.optim.Adam(d.parameters(), lr=config.d_lr * r1_ratio,
                                       betas=(0.0, config.beta2 ** r1_ratio), eps=1e-8)
         self.gen = torch.Generator().manual_seed(config.seed)
-
-    def add_callback(self, event: str, fn: Callable[[GanTrainer], None]) -> None:
-        if event not in self.EVENTS:
-            raise ValueError(f"unknown event {event!r}; known: {self.EVENTS}")
-        self.callbacks[event].append(fn)
-
-    def stop(self) -> None:
-        """Ask the loop to end after the current step (a callback can call it)."""
-        self._stop = True
-
-    def _fire(self, event: str) -> None:
-        for fn in self.callbacks[event]:
-            fn(self)
 
     def _reals(self) -> torch.Tensor:
         idx = torch.randint(0, len(self.images), (self.config.batch_size,), generator=self.gen)
