@@ -40,6 +40,10 @@ def register(groups) -> None:
                    help="export this training checkpoint (and the curves.json beside it) instead of training")
     p.add_argument("--checkpoint-to", type=Path, metavar="FILE",
                    help="while training, write a checkpoint (and curves.json) here every 500 steps")
+    p.add_argument("--resume", type=Path, metavar="FILE",
+                   help="with --checkpoint-to: continue the run in this checkpoint (same architecture) to --steps")
+    p.add_argument("--earlier", action="append", default=[], metavar="COMMAND",
+                   help="with --resume: the command of an earlier stage, when the checkpoint does not record it")
     p.add_argument("--data", type=Path, help="the Fashion-MNIST idx folder (default: Debian's)")
     p.add_argument("--out", type=Path, help="where model folders go (default: the shipped exported_models/)")
     p.add_argument("--docs", type=Path, default=Path("docs"), help="where the curves plot goes (default docs/)")
@@ -90,7 +94,8 @@ def _command(args: argparse.Namespace, steps: int, batch: int, g_widths, d_width
              "--fid-samples", str(args.fid_samples), "--seed", str(args.seed)]
     for flag, value in (("--train-images", args.train_images), ("--threads", args.threads), ("--data", args.data),
                         ("--out", args.out), ("--from-checkpoint", args.from_checkpoint),
-                        ("--checkpoint-to", args.checkpoint_to)):
+                        ("--checkpoint-to", args.checkpoint_to),
+                        ("--resume", args.resume)):
         if value:
             words += [flag, str(value)]
     if args.docs != Path("docs"):
@@ -118,6 +123,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     d_widths = _widths(args.d_widths, d["d_widths"], "--d-widths")
     if len(g_widths) != len(d_widths):
         raise CliError("--g-widths and --d-widths need the same number of stages")
+    if args.resume and not (args.checkpoint_to and args.resume.is_file()):
+        raise CliError("--resume needs an existing checkpoint file and --checkpoint-to")
     if args.from_checkpoint:
         if not args.from_checkpoint.is_file():
             raise CliError(f"no checkpoint at {args.from_checkpoint}")
@@ -136,7 +143,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     bar = text_bar(cfg.name)
     try:
         if args.checkpoint_to and not args.from_checkpoint:  # train with periodic checkpoints, then export the last
-            train_gan(cfg, bar, checkpoint_to=args.checkpoint_to)
+            train_gan(cfg, bar, checkpoint_to=args.checkpoint_to, resume=args.resume, command=command,
+                      earlier=tuple(args.earlier))
             cfg.checkpoint = str(args.checkpoint_to)
         folder = build_gan(cfg, args.out or shipped_models_dir(), command=command, docs_dir=args.docs, on_progress=bar)
     except DatasetMissing as e:

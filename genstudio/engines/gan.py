@@ -5,15 +5,18 @@
     images = gan.synthesize(gan.truncate(w, 0.5))      # float32 in [0, 1]
     strip = gan.morph(z_a, z_b, steps=10)              # slerp in z, then map, truncate and render
     near = gan.variations(z, n=8, strength=0.3, seed=1)
+    w2 = gan.edit(w, {"smile": 1.5, "glasses": -1.0})   # move along attribute directions, in sd units
 
 A style-based model ships mapping.onnx (z -> w) and synthesis.onnx (w -> image) and the mean latent
 w_avg.npy; truncation is w_avg + psi * (w - w_avg) (StyleGAN, https://arxiv.org/abs/1812.04948, section
-2.3), so psi = 0 renders the mean face. Long work is a generator (`sample_job`). numpy + ONNX Runtime only.
+2.3), so psi = 0 renders the mean face. Attribute directions (directions.npy, described in model.json
+extra["directions"]) are unit vectors in W fitted by the export pipeline; one slider unit is the
+standard deviation of the latents along the direction. Long work is a generator (`sample_job`). numpy + ONNX Runtime only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -101,12 +104,41 @@ class GanModel(ModelFolder):
             return np.zeros((0, *self.image_shape), np.float32)
         return self._run("synthesis", "w", w)
 
+    @property
+    def directions(self) -> dict[str, tuple[np.ndarray, float]]:
+        """name -> (unit vector in W, one slider unit); empty when the folder ships none."""
+        if "directions" not in self._cache:
+            found: dict[str, tuple[np.ndarray, float]] = {}
+            info = self.extra.get("directions") or []
+            if info and self.entry.manifest.files_with_role("directions"):
+                vectors = np.load(self.entry.path("directions")).astype(np.float32)
+                if vectors.ndim != 2 or vectors.shape[1] != self.w_dim or len(vectors) < len(info):
+                    raise ValueError(f"{self.name}: directions.npy has shape {vectors.shape}, expected "
+                                     f"({len(info)}, {self.w_dim})")
+                found = {d["name"]: (vectors[int(d["index"])], float(d["scale"])) for d in info}
+            self._cache["directions"] = found
+        return self._cache["directions"]
+
+    def edit(self, w: np.ndarray, amounts: Mapping[str, float]) -> np.ndarray:
+        """w moved along the named directions by amount x scale each; unknown names raise KeyError."""
+        w = np.array(np.atleast_2d(w), np.float32)
+        known = self.directions
+        for name, amount in amounts.items():
+            if name not in known:
+                raise KeyError(f"{self.name} has no direction {name!r}; it has {', '.join(known) or 'none'}")
+            unit, scale = known[name]
+            w += np.float32(amount * scale) * unit[None]
+        return w
+
     def truncate(self, w: np.ndarray, psi: float) -> np.ndarray:
         return truncate(w, self.w_avg, psi)
 
-    def render(self, z: np.ndarray, truncation: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-        """(w after truncation, images) for latents z."""
+    def render(self, z: np.ndarray, truncation: float = 1.0, edits: Mapping[str, float] | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """(w after truncation and the attribute edits, images) for latents z."""
         w = self.truncate(self.map(z), truncation)
+        if edits:
+            w = self.edit(w, edits)
         return w, self.synthesize(w)
 
     # -- what the tab and the CLI call ----------------------------------------------------------------------------
@@ -132,15 +164,16 @@ class GanModel(ModelFolder):
         """The image of the mean latent (1, C, H, W): what truncation 0 gives for every z."""
         return self.synthesize(self.w_avg[None])
 
-    def morph(self, z_a: np.ndarray, z_b: np.ndarray, steps: int = 10, truncation: float = 1.0
-              ) -> tuple[np.ndarray, np.ndarray]:
-        """(z path (steps, z_dim), images): slerp from z_a to z_b inclusive (z ~ N(0, I) lives near a sphere)."""
+    def morph(self, z_a: np.ndarray, z_b: np.ndarray, steps: int = 10, truncation: float = 1.0,
+              edits: Mapping[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(z path (steps, z_dim), images): slerp from z_a to z_b inclusive (z ~ N(0, I) lives near a sphere),
+        every frame with the same attribute edits."""
         if steps < 2:
             raise ValueError("a morph needs at least 2 steps")
         z_a, z_b = np.asarray(z_a, np.float32).reshape(-1), np.asarray(z_b, np.float32).reshape(-1)
         path = slerp(z_a, z_b, np.linspace(0.0, 1.0, steps))
         path[0], path[-1] = z_a, z_b  # exact endpoints
-        return path, self.render(path, truncation)[1]
+        return path, self.render(path, truncation, edits)[1]
 
     def variations(self, z: np.ndarray, n: int = 8, strength: float = 0.3, seed: int = 0, truncation: float = 1.0
                    ) -> tuple[np.ndarray, np.ndarray]:

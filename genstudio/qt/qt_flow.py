@@ -27,7 +27,7 @@ from genstudio.engines.flow import FlowModel, FlowView, is_2d_flow, load_view
 from genstudio.engines.flow_render import colorize, histogram, scale_counts, scale_log_density
 from genstudio.qt.qt_context import StudioContext, TabSpec
 from genstudio.qt.qt_flow_view import QtDensityPlot
-from genstudio.qt.qt_jobs import JobFailure, QtJob
+from genstudio.qt.qt_jobs import JobFailure, JobSlots, QtJob
 from genstudio.qt.qt_widgets import fill_model_box
 
 SUBSTEPS = 20  # slider positions between two layers (the animation moves through them smoothly)
@@ -48,7 +48,7 @@ class QtFlowTab(QWidget):
         self.ctx = ctx
         self.model: FlowModel | None = None
         self.view: FlowView | None = None
-        self.job: QtJob | None = None
+        self.slots = JobSlots(ctx.jobs, "flow", on_failed=self._on_failed, on_progress=self._on_progress)
         self._position = 0.0  # the layer shown, fractional: 0 = Gaussian base, L = data
 
         self.model_box = QComboBox()
@@ -124,18 +124,7 @@ class QtFlowTab(QWidget):
         self._load()
 
     def _start(self, name: str, gen, on_done) -> QtJob:
-        if self.job is not None and self.job.is_running():
-            self.job.cancel()
-        job = self.ctx.jobs.start(name, gen)
-        self.job = job
-        job.succeeded.connect(lambda result, j=job: self._if_current(j, on_done, result))
-        job.failed.connect(lambda failure, j=job: self._if_current(j, self._on_failed, failure))
-        job.progressed.connect(lambda p, j=job: self._if_current(j, self._on_progress, p))
-        return job
-
-    def _if_current(self, job: QtJob, fn, value) -> None:
-        if job is self.job:  # a stale job's late answer is dropped
-            fn(value)
+        return self.slots.start("work", gen, on_done, name=name)  # one slot: a new load replaces a resample
 
     def _load(self) -> None:
         name = self.model_box.currentData()
@@ -285,12 +274,11 @@ class QtFlowTab(QWidget):
 
     def is_settled(self) -> bool:
         """True when no job is under way (what `genstudio shot` waits for)."""
-        return self.job is None or not self.job.is_running()
+        return not self.slots.running()
 
     def closeEvent(self, event) -> None:
         self.timer.stop()
-        if self.job is not None and self.job.is_running():
-            self.job.cancel()
+        self.slots.cancel_all()
         super().closeEvent(event)
 
 

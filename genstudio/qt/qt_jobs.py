@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -246,3 +246,45 @@ class JobManager(QObject):
         for job in list(self._jobs):
             ok = job.join(max(0.0, deadline - time.perf_counter())) and ok
         return ok
+
+
+class JobSlots:
+    """A tab's jobs by kind, newest wins: starting a kind cancels that kind's running job, and a replaced
+    job's late signals are dropped. Failures and progress of current jobs go to the tab's two handlers.
+
+        self.slots = JobSlots(ctx.jobs, "gan", on_failed=self._on_failed, on_progress=self._on_progress)
+        self.slots.start("grid", model.sample_job(16, seed), self._on_grid)
+    """
+
+    def __init__(self, manager: JobManager, label: str, on_failed: Callable[[JobFailure], None],
+                 on_progress: Callable[[Any], None] | None = None) -> None:
+        self.manager, self.label = manager, label
+        self.on_failed, self.on_progress = on_failed, on_progress
+        self.jobs: dict[str, QtJob] = {}
+
+    def start(self, kind: str, gen: Generator[Any, None, Any], on_done: Callable[[Any], None],
+              name: str = "") -> QtJob:
+        """Run `gen` in the slot `kind`; `name` (default "label kind") is what the status bar shows."""
+        old = self.jobs.get(kind)
+        if old is not None and old.is_running():
+            old.cancel()
+        job = self.manager.start(name or f"{self.label} {kind}", gen)
+        self.jobs[kind] = job
+        job.succeeded.connect(lambda result, j=job: self._if_current(kind, j, on_done, result))
+        job.failed.connect(lambda failure, j=job: self._if_current(kind, j, self.on_failed, failure))
+        if self.on_progress is not None:
+            job.progressed.connect(lambda p, j=job: self._if_current(kind, j, self.on_progress, p))
+        return job
+
+    def _if_current(self, kind: str, job: QtJob, fn: Callable[[Any], None], value: Any) -> None:
+        if self.jobs.get(kind) is job:
+            fn(value)
+
+    def running(self, kind: str | None = None) -> bool:
+        jobs = [self.jobs[kind]] if kind in self.jobs else [] if kind else list(self.jobs.values())
+        return any(j.is_running() for j in jobs)
+
+    def cancel_all(self) -> None:
+        for job in self.jobs.values():
+            if job.is_running():
+                job.cancel()

@@ -15,6 +15,7 @@ TAB_SPECS: list[str] = [
     "models | Models | genstudio.qt.qt_models:QtModelsTab",
     "chat | Chat | genstudio.qt.qt_chat:QtChatTab",
     "flow | Flow Density | genstudio.qt.qt_flow:QtFlowTab",
+    "gan | GAN Faces | genstudio.qt.qt_gan:QtGanTab",
     "vae | VAE Explorer | genstudio.qt.qt_vae:QtVaeTab",
 ]
 

@@ -32,7 +32,7 @@ from genstudio.engines.vae_view import (
     to_rgb_u8,
 )
 from genstudio.qt.qt_context import StudioContext, TabSpec
-from genstudio.qt.qt_jobs import JobFailure, QtJob
+from genstudio.qt.qt_jobs import JobFailure, JobSlots, QtJob
 from genstudio.qt.qt_vae_encode import VaeEncodeMixin
 from genstudio.qt.qt_vae_map import QtLatentMap
 from genstudio.qt.qt_vae_panels import POINTS, QtDecodePanel, QtEncodePanel, QtPointsPanel
@@ -55,7 +55,8 @@ class QtVaeTab(VaeEncodeMixin, QWidget):
         super().__init__(parent)
         self.ctx = ctx
         self.view: VaeView | None = None
-        self.jobs: dict[str, QtJob] = {}  # one per kind: load, mosaic, decode, encode, interpolate, gif
+        # one job per kind, newest wins: load, mosaic, decode, encode, interpolate, gif
+        self.slots = JobSlots(ctx.jobs, "vae", on_failed=self._on_failed, on_progress=self._on_progress)
         self.current: np.ndarray | None = None  # the cursor's latent point
         self.points: dict[str, np.ndarray] = {}
         self.path: np.ndarray | None = None  # (K, latent) interpolation path
@@ -131,19 +132,7 @@ class QtVaeTab(VaeEncodeMixin, QWidget):
 
     # -- jobs ------------------------------------------------------------------------------------------
     def _start(self, kind: str, gen, on_done) -> QtJob:
-        old = self.jobs.get(kind)
-        if old is not None and old.is_running():
-            old.cancel()  # newest wins
-        job = self.ctx.jobs.start(f"vae {kind}", gen)
-        self.jobs[kind] = job
-        job.succeeded.connect(lambda result, j=job: self._if_current(kind, j, on_done, result))
-        job.failed.connect(lambda failure, j=job: self._if_current(kind, j, self._on_failed, failure))
-        job.progressed.connect(lambda p, j=job: self._if_current(kind, j, self._on_progress, p))
-        return job
-
-    def _if_current(self, kind: str, job: QtJob, fn, value) -> None:
-        if self.jobs.get(kind) is job:  # a stale job's late answer is dropped
-            fn(value)
+        return self.slots.start(kind, gen, on_done)
 
     def _on_progress(self, p) -> None:
         if getattr(p, "message", ""):
@@ -156,7 +145,7 @@ class QtVaeTab(VaeEncodeMixin, QWidget):
     def is_settled(self) -> bool:
         """For `genstudio shot`: the map is drawn and no job is running."""
         return not self.model_box.count() or (self.view is not None
-                                              and not any(j.is_running() for j in self.jobs.values()))
+                                              and not self.slots.running())
 
     # -- models ----------------------------------------------------------------------------------------
     def refresh_models(self) -> None:
@@ -446,9 +435,7 @@ class QtVaeTab(VaeEncodeMixin, QWidget):
 
     def closeEvent(self, event) -> None:
         self.timer.stop()
-        for job in self.jobs.values():
-            if job.is_running():
-                job.cancel()
+        self.slots.cancel_all()
         super().closeEvent(event)
 
 

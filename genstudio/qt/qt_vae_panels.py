@@ -15,7 +15,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from genstudio.qt.qt_vae_widgets import QtDimSliders, QtImageView, QtKlChart
+from genstudio.qt.qt_images import QtImageView
+from genstudio.qt.qt_vae_widgets import QtDimSliders, QtKlChart
 from genstudio.qt.qt_widgets import QtCard, label
 
 POINTS = ("A", "B", "C")

@@ -4,8 +4,8 @@
                        command="genstudio export gan ...", docs_dir=Path("docs"))
 
 The folder (gan-<dataset>) holds mapping.onnx (z -> w), synthesis.onnx (w -> image in [0, 1]), w_avg.npy
-(the mean of w over 100k draws of z: truncation pulls toward it), curves.json (per-step losses) and the
-safetensors checkpoint (g, g_ema, d). The EMA generator is what ships. Parity is measured on the same z and
+(the mean of w over 100k draws of z: truncation pulls toward it), directions.npy (attribute directions in W,
+see directions.py), curves.json (per-step losses) and the safetensors checkpoint (g, g_ema, d). The EMA generator is what ships. Parity is measured on the same z and
 w through PyTorch and ONNX Runtime; FID, attribute frequencies and diversity come from the dataset's evaluator
 through the same engine code the studio runs (genstudio.engines.gan). The curves go to docs/gan-curves-<dataset>.png.
 """
@@ -21,18 +21,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genstudio.engines import evaluate as ev
 from genstudio.engines.gan import GanModel, seeded_z
 from genstudio.export.artifacts import publish, staging_folder
 from genstudio.export.data import image_sets
-from genstudio.export.gan.checkpoint import load_generator, read_metadata, save_checkpoint
+from genstudio.export.gan.checkpoint import load_generator, read_metadata, restore_trainer, save_checkpoint
 from genstudio.export.gan.curves import plot_curves
+from genstudio.export.gan.directions import DIRECTIONS_FILE, fit_directions, save_directions
 from genstudio.export.gan.generator import GanConfig, Generator, MappingGraph, SynthesisGraph
 from genstudio.export.gan.metrics import quality
 from genstudio.export.gan.train import GanTrainConfig, GanTrainer, build_models, count_params
 from genstudio.export.onnx_io import ort_session, save_onnx, versions
 from genstudio.runtime.jobs import Progress
 from genstudio.runtime.manifest import Manifest, ModelFile
-from genstudio.runtime.registry import check_folder
+from genstudio.runtime.registry import Registry, check_folder
 from genstudio.runtime.sessions import SessionConfig, SessionPool
 
 MAPPING_FILE, SYNTHESIS_FILE, MEAN_FILE = "mapping.onnx", "synthesis.onnx", "w_avg.npy"
@@ -53,7 +55,8 @@ class GanBuild:
     train: GanTrainConfig = field(default_factory=GanTrainConfig)
     n_train: int = 12_000  # training images (the first n of the train split)
     n_mean: int = 100_000  # draws of z averaged into the mean latent
-    n_fid: int = 2_000  # samples scored by the evaluator (0: skip)
+    n_fid: int = 2_000  # samples scored by the evaluator (0: skip, and no directions)
+    n_directions: int = 20_000  # draws labelled to fit the attribute directions
     evaluator_root: str | None = None  # where eval-<dataset> lives (None: the output root)
     data_dir: str | None = None  # Fashion-MNIST idx folder; None: Debian's
     checkpoint: str | None = None  # export this training checkpoint instead of training (its curves.json beside it)
@@ -71,27 +74,35 @@ def _images(dataset: str, n: int, data_dir: str | None) -> torch.Tensor:
 
 
 def train_gan(cfg: GanBuild, on_progress: Callable[[Progress], None] | None = None,
-              checkpoint_to: Path | None = None, every: int = 500) -> GanTrainer:
-    """Train from scratch; with `checkpoint_to`, write a checkpoint (and curves.json) every `every` steps."""
+              checkpoint_to: Path | None = None, every: int = 500, resume: Path | None = None,
+              command: str = "", earlier: tuple[str, ...] = ()) -> GanTrainer:
+    """Train from scratch, or continue the run in `resume` up to cfg.train.steps; with `checkpoint_to`, write a
+    checkpoint (and curves.json) every `every` steps. The checkpoint's metadata lists the commands of every
+    stage of the run (`earlier` ones first when the resumed checkpoint predates that record)."""
     report = on_progress or (lambda p: None)
     d = DATASET_DEFAULTS[cfg.dataset]
     cfg.gan.channels, cfg.gan.size = d["channels"], d["size"]
     g, disc = build_models(cfg.gan, cfg.train.seed)
     trainer = GanTrainer(cfg.train, g, disc, _images(cfg.dataset, cfg.n_train, cfg.data_dir))
+    stages = list(earlier)
+    if resume:
+        restore_trainer(Path(resume), trainer)
+        stages += json.loads(read_metadata(Path(resume)).get("stages", "[]"))
+    stages += [command] if command else []
 
     def on_batch_end(t: GanTrainer) -> None:
         report(Progress(t.step, cfg.train.steps, f"{cfg.name} D {t.curves['d_loss'][-1]:.3f} "
                                                  f"G {t.curves['g_loss'][-1]:.3f}"))
         if checkpoint_to and (t.step % every == 0 or t.step == cfg.train.steps):
-            write_run(t, cfg.gan, checkpoint_to)
+            write_run(t, cfg.gan, checkpoint_to, stages)
 
     trainer.add_callback("on_batch_end", on_batch_end)
     return trainer.run()
 
 
-def write_run(trainer: GanTrainer, gan_cfg: GanConfig, path: Path) -> Path:
+def write_run(trainer: GanTrainer, gan_cfg: GanConfig, path: Path, stages: list[str] | None = None) -> Path:
     """The checkpoint and, beside it, curves.json."""
-    save_checkpoint(path, trainer, gan_cfg)
+    save_checkpoint(path, trainer, gan_cfg, **({"stages": json.dumps(stages)} if stages else {}))
     curves = {"curves": trainer.curves, "r1_steps": trainer.r1_steps}
     Path(path).with_name(CURVES_FILE).write_text(json.dumps(curves))
     return Path(path)
@@ -108,7 +119,8 @@ def build_gan(cfg: GanBuild, out_root: Path, *, command: str, docs_dir: Path | N
         cfg.gan = g_ema.cfg
         cfg.train = GanTrainConfig(**json.loads(meta["train"]))
         run = {"step": int(meta["step"]), "seconds": float(meta.get("seconds", 0.0)),
-               "from_checkpoint": {"path": str(src), "step": int(meta["step"]), "train": json.loads(meta["train"])}}
+               "from_checkpoint": {"path": str(src), "step": int(meta["step"]), "train": json.loads(meta["train"]),
+                                   "stages": json.loads(meta.get("stages", "[]"))}}
         cfg.train.steps = run["step"]
         curves_path = src.with_name(CURVES_FILE)
         curves = json.loads(curves_path.read_text()) if curves_path.is_file() else {"curves": {}, "r1_steps": []}
@@ -140,17 +152,33 @@ def build_gan(cfg: GanBuild, out_root: Path, *, command: str, docs_dir: Path | N
     metrics: dict = {"parity": parity, "parameters": {"generator": count_params(g_ema), "discriminator": d_params},
                      "train_steps": run["step"]}
     _manifest(cfg, command=command, metrics=metrics, run=run).save(tmp)
+    extra: dict = {}
     if cfg.n_fid:
-        model = GanModel(check_folder(tmp, "shipped"), SessionPool(SessionConfig(provider="cpu")))
+        pool = SessionPool(SessionConfig(provider="cpu"))
+        model = GanModel(check_folder(tmp, "shipped"), pool)
         root = Path(cfg.evaluator_root) if cfg.evaluator_root else Path(out_root)
         metrics.update(quality(model, root, cfg.n_fid, seed=cfg.train.seed))
+        extra = _directions(model, root, pool, cfg, tmp)
     last = {k: float(np.mean(v[-100:])) for k, v in curves["curves"].items() if v}
     metrics["train_last_100_steps"] = last
     report(Progress(cfg.train.steps + 2, total, f"{cfg.name} measured"))
-    _manifest(cfg, command=command, metrics=metrics, run=run).save(tmp)
+    _manifest(cfg, command=command, metrics=metrics, run=run, extra=extra).save(tmp)
     final = publish(tmp, out_root, cfg.name)
     report(Progress(total, total, f"{cfg.name} exported"))
     return final
+
+
+def _directions(model: GanModel, evaluator_root: Path, pool: SessionPool, cfg: GanBuild, folder: Path) -> dict:
+    """Fit the attribute directions with the dataset's evaluator; what model.json's extra records."""
+    try:
+        evaluator = ev.Evaluator.open(Registry([(evaluator_root, "shipped")]), cfg.dataset, pool)
+    except LookupError as e:
+        return {"directions_skipped": str(e)}
+    vectors, found = fit_directions(model, evaluator, n=cfg.n_directions, seed=cfg.train.seed)
+    return {**save_directions(vectors, found, folder),
+            "directions_method": (f"InterFaceGAN: {cfg.n_directions} draws labelled by {evaluator.entry.name}, one "
+                                  "balanced logistic boundary per attribute on w (80/20 split); unit normal, "
+                                  "one slider unit = the std of w along it")}
 
 
 def _shapes(path: Path) -> dict[str, tuple[int, ...]]:
@@ -172,7 +200,7 @@ def check_parity(g: Generator, folder: Path, n: int = 64, seed: int = 7) -> dict
             "n": n, "method": f"{n} z ~ N(0, I) (numpy seed {seed}); images compared from the same w"}
 
 
-def _manifest(cfg: GanBuild, *, command: str, metrics: dict, run: dict) -> Manifest:
+def _manifest(cfg: GanBuild, *, command: str, metrics: dict, run: dict, extra: dict | None = None) -> Manifest:
     v = cfg.gan
     c, s = v.channels, v.size
     title = {"synthfaces": "SynthFaces GAN (style-based, 64x64)", "fashion-mnist": "Fashion-MNIST GAN (style-based)"}
@@ -183,7 +211,8 @@ def _manifest(cfg: GanBuild, *, command: str, metrics: dict, run: dict) -> Manif
                      "with the mean latent for truncation. The EMA generator ships."),
         files=[ModelFile(MAPPING_FILE, "mapping"), ModelFile(SYNTHESIS_FILE, "synthesis"),
                ModelFile(MEAN_FILE, "mean_latent"), ModelFile(CURVES_FILE, "training_curves"),
-               ModelFile(CHECKPOINT_FILE, "checkpoint")],
+               ModelFile(CHECKPOINT_FILE, "checkpoint"),
+               *([ModelFile(DIRECTIONS_FILE, "directions")] if (extra or {}).get("directions") else [])],
         io={"mapping": {"inputs": [{"name": "z", "dtype": "float32", "shape": ["batch", v.z_dim]}],
                         "outputs": [{"name": "w", "dtype": "float32", "shape": ["batch", v.w_dim]}]},
             "synthesis": {"inputs": [{"name": "w", "dtype": "float32", "shape": ["batch", v.w_dim]}],
@@ -200,7 +229,7 @@ def _manifest(cfg: GanBuild, *, command: str, metrics: dict, run: dict) -> Manif
         extra={"dataset": cfg.dataset, "architecture": "style-based (mapping + modulated synthesis)",
                "z_dim": v.z_dim, "w_dim": v.w_dim, "image_shape": [c, s, s], "value_range": [0.0, 1.0],
                "latent": "z ~ N(0, I) from numpy default_rng(seed).standard_normal((n, z_dim))",
-               "truncation": "w = w_avg + psi * (w - w_avg), w_avg in w_avg.npy"},
+               "truncation": "w = w_avg + psi * (w - w_avg), w_avg in w_avg.npy", **(extra or {})},
     )
 
 

@@ -50,6 +50,22 @@ def load_state(path: Path, prefix: str) -> dict[str, torch.Tensor]:
     return {k[cut:]: v for k, v in load_file(str(path)).items() if k.startswith(prefix + ".")}
 
 
+def restore_trainer(path: Path, trainer) -> None:
+    """Continue a run: g, g_ema and d weights, the step and the seconds from a checkpoint (with curves.json
+    beside it when present). Adam's moments are not stored; with beta1 = 0 they rebuild within a few steps."""
+    meta = read_metadata(path)
+    for prefix, module in (("g", trainer.g), ("g_ema", trainer.g_ema), ("d", trainer.d)):
+        module.load_state_dict(load_state(path, prefix))
+    trainer.step = int(meta["step"])
+    trainer.elapsed = float(meta.get("seconds", 0.0))
+    trainer.gen.manual_seed(trainer.config.seed * 1_000_003 + trainer.step)  # fresh batches, still deterministic
+    curves = Path(path).with_name("curves.json")
+    if curves.is_file():
+        saved = json.loads(curves.read_text())
+        trainer.curves = {k: list(saved["curves"].get(k, [])) for k in trainer.curves}
+        trainer.r1_steps = list(saved.get("r1_steps", []))
+
+
 def load_generator(path: Path, which: str = "g_ema") -> tuple[Generator, dict]:
     """A generator from a checkpoint (`which`: "g_ema" or "g"), in eval mode, and the checkpoint's metadata."""
     meta = read_metadata(path)

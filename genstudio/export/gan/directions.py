@@ -1,0 +1,162 @@
+"""Semantic directions in W, found InterFaceGAN's way: label samples with the evaluator, fit a linear boundary.
+
+    found = fit_directions(GanModel(entry, pool), evaluator, n=20_000, seed=0)
+    save_directions(found, folder)        # directions.npy (K, w_dim) unit vectors; the rest goes in model.json
+
+For every direction in DIRECTIONS[dataset]: draw n latents, map them to w (no truncation), render, let the
+evaluator's head predict the attribute, and fit a balanced logistic regression "attribute in `positive`"
+on w (80% of the draws; the other 20% give the boundary's accuracy). The unit normal of the boundary is
+the direction; its scale is the standard deviation of w projected on it, so a slider of +-3 spans the
+cloud. Each direction is then checked the way a user would: move held-out faces by +2 sd and count how
+often the evaluator's prediction flips into `positive` (and -2 sd out of it). Directions whose boundary
+scores below MIN_ACCURACY or that have too few positives are dropped and listed as such.
+Shen et al., "Interpreting the Latent Space of GANs for Semantic Face Editing" (https://arxiv.org/abs/1907.10786).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from genstudio.engines import evaluate as ev
+from genstudio.engines.gan import GanModel, seeded_z
+
+DIRECTIONS_FILE = "directions.npy"
+MIN_ACCURACY = 0.75  # a boundary this poor does not make a slider
+MIN_POSITIVE_SHARE = 0.005  # each side needs at least this share of the draws (and 20 of them)
+
+# name -> (evaluator head, the values on the positive side)
+DIRECTIONS: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
+    "synthfaces": {
+        "smile": ("expression", ("smiling",)),
+        "surprise": ("expression", ("surprised",)),
+        "anger": ("expression", ("angry",)),
+        "glasses": ("glasses", ("round", "square", "sunglasses")),
+        "sunglasses": ("glasses", ("sunglasses",)),
+        "blonde hair": ("hair_colour", ("blonde",)),
+        "black hair": ("hair_colour", ("black",)),
+        "red hair": ("hair_colour", ("red",)),
+        "grey hair": ("hair_colour", ("grey", "white")),
+        "blue hair": ("hair_colour", ("blue",)),
+        "bald": ("hair_style", ("bald",)),
+        "long hair": ("hair_style", ("long",)),
+        "beard": ("facial_hair", ("beard", "stubble", "moustache")),
+        "headwear": ("headwear", ("cap", "beanie", "headband", "hat")),
+        "feminine": ("gender", ("woman",)),
+        "darker skin": ("skin_tone", ("brown", "dark")),
+        "plain background": ("background", ("solid",)),
+    },
+    "fashion-mnist": {
+        "footwear": ("class", ("Sandal", "Sneaker", "Ankle boot")),
+        "trousers": ("class", ("Trouser",)),
+        "bag": ("class", ("Bag",)),
+        "dress": ("class", ("Dress",)),
+        "sleeves": ("class", ("Pullover", "Coat", "Shirt")),
+    },
+}
+
+
+@dataclass
+class Direction:
+    name: str
+    head: str  # the evaluator head that labelled it
+    positive: list[str]  # the head's values on the positive side
+    index: int = -1  # row in directions.npy (-1: dropped)
+    scale: float = 0.0  # std of w . direction over the draws: one slider unit
+    boundary_accuracy: float = 0.0  # balanced accuracy of the linear boundary on held-out draws
+    positives: float = 0.0  # share of draws labelled positive
+    edit_success: dict[str, float] = field(default_factory=dict)  # flips into / out of positive at +-2 sd
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in d.items()}
+
+
+def fit_boundary(x: np.ndarray, y: np.ndarray, steps: int = 400, lr: float = 0.5, l2: float = 1e-3
+                 ) -> tuple[np.ndarray, float]:
+    """Balanced logistic regression y ~ sigmoid(x @ a + b) by full-batch gradient descent on standardised x;
+    returns (a in x's own units, b)."""
+    mu, sd = x.mean(0), x.std(0) + 1e-6
+    xs = (x - mu) / sd
+    pos = max(float(y.mean()), 1e-6)
+    weight = np.where(y > 0, 0.5 / pos, 0.5 / max(1.0 - pos, 1e-6))  # both classes count half
+    weight /= weight.sum()
+    a, b = np.zeros(x.shape[1]), 0.0
+    for _ in range(steps):
+        p = 1.0 / (1.0 + np.exp(-(xs @ a + b)))
+        g = weight * (p - y)
+        a -= lr * (xs.T @ g + l2 * a)
+        b -= lr * g.sum()
+    a_raw = a / sd
+    return a_raw, float(b - (mu * a_raw).sum())
+
+
+def balanced_accuracy(score: np.ndarray, y: np.ndarray) -> float:
+    pred = score > 0
+    pos, neg = y > 0, y <= 0
+    return 0.5 * (float(pred[pos].mean()) if pos.any() else 0.0) + 0.5 * (float((~pred[neg]).mean()) if neg.any()
+                                                                            else 0.0)
+
+
+def fit_directions(model: GanModel, evaluator: ev.Evaluator, n: int = 20_000, seed: int = 0, n_check: int = 256
+                   ) -> tuple[np.ndarray, list[Direction]]:
+    """(directions (K, w_dim) unit rows, every candidate with its measurements; dropped ones have index -1)."""
+    table = DIRECTIONS.get(model.dataset, {})
+    z = seeded_z(n, model.z_dim, seed + 7919)  # draws of their own, not the FID ones
+    w = model.map(z)
+    out = evaluator.run(model.synthesize(w))
+    preds = out.predictions()
+    cut = int(0.8 * n)
+    kept: list[np.ndarray] = []
+    found: list[Direction] = []
+    for name, (head, positive) in table.items():
+        d = Direction(name, head, list(positive))
+        found.append(d)
+        if head not in evaluator.heads:
+            d.note = f"the evaluator has no head {head!r}"
+            continue
+        values = evaluator.heads[head]
+        ids = [values.index(v) for v in positive if v in values]
+        y = np.isin(preds[head], ids).astype(np.float64)
+        d.positives = float(y.mean())
+        least = max(20, MIN_POSITIVE_SHARE * n)
+        if y.sum() < least or (1 - y).sum() < least:
+            d.note = f"too few draws on one side ({int(y.sum())} of {n} positive)"
+            continue
+        a, b = fit_boundary(w[:cut].astype(np.float64), y[:cut])
+        d.boundary_accuracy = balanced_accuracy(w[cut:] @ a + b, y[cut:])
+        if d.boundary_accuracy < MIN_ACCURACY:
+            d.note = f"boundary accuracy {d.boundary_accuracy:.2f} is below {MIN_ACCURACY}"
+            continue
+        unit = (a / np.linalg.norm(a)).astype(np.float32)
+        d.scale = float((w @ unit).std())
+        d.edit_success = _edit_success(model, evaluator, w[cut:cut + n_check], y[cut:cut + n_check], unit * d.scale,
+                                       head, ids)
+        d.index = len(kept)
+        kept.append(unit)
+    return (np.stack(kept) if kept else np.zeros((0, model.w_dim), np.float32)), found
+
+
+def _edit_success(model: GanModel, evaluator: ev.Evaluator, w: np.ndarray, y: np.ndarray, step: np.ndarray,
+                  head: str, ids: list[int]) -> dict[str, float]:
+    """Of held-out faces not positive, the share that the evaluator calls positive after +2 sd; of positive
+    ones, the share no longer positive after -2 sd."""
+    out: dict[str, float] = {}
+    for key, count, mask, sign in (("into_at_plus_2sd", "n_negative", y <= 0, 2.0),
+                                   ("out_of_at_minus_2sd", "n_positive", y > 0, -2.0)):
+        if not mask.any():
+            continue
+        hit = np.isin(evaluator.run(model.synthesize(w[mask] + sign * step[None])).predictions()[head], ids)
+        out[key] = round(float(hit.mean() if sign > 0 else (~hit).mean()), 4)
+        out[count] = int(mask.sum())
+    return out
+
+
+def save_directions(vectors: np.ndarray, found: list[Direction], folder: Path) -> dict:
+    """Write directions.npy; returns what model.json records (extra["directions"] and the dropped ones)."""
+    np.save(Path(folder) / DIRECTIONS_FILE, np.asarray(vectors, np.float32))
+    return {"directions": [d.to_dict() for d in found if d.index >= 0],
+            "directions_dropped": [{"name": d.name, "note": d.note} for d in found if d.index < 0]}

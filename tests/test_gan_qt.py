@@ -1,0 +1,154 @@
+"""The GAN Faces tab offscreen on the tiny GAN: grid, new batch, truncation, select/edit/save, vary, morph + GIF."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import Qt
+
+from genstudio.qt.qt_context import StudioContext
+from genstudio.qt.qt_jobs import JobManager
+from genstudio.runtime.imaging import read_png_settings
+from genstudio.runtime.registry import Registry
+from genstudio.runtime.sessions import SessionConfig, SessionPool
+
+pytestmark = pytest.mark.slow
+WAIT_MS = 60_000
+
+
+@pytest.fixture
+def tab(qtbot, tmp_path):
+    from gan_tiny import tiny_gan_with_directions
+
+    from genstudio.qt.qt_gan import QtGanTab
+
+    jobs = JobManager()
+    ctx = StudioContext(registry=Registry([(tiny_gan_with_directions(tmp_path), "shipped")]),
+                        pool=SessionPool(SessionConfig(provider="cpu", threads=1)), jobs=jobs,
+                        output_dir=lambda: tmp_path)
+    w = QtGanTab(ctx)
+    qtbot.addWidget(w)
+    w.resize(1280, 800)
+    w.show()
+    qtbot.waitUntil(lambda: len(w.faces) == 16 and w.morph_frames is not None, timeout=WAIT_MS)
+    yield w
+    jobs.shutdown()
+
+
+def _tiles(tab) -> np.ndarray:
+    """What the grid shows, as uint8 (N, H, W, 3)."""
+    out = []
+    for img in tab.grid.images:
+        img = img.convertToFormat(img.Format.Format_RGB888)
+        arr = np.frombuffer(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine())
+        out.append(arr[:, :img.width() * 3].reshape(img.height(), img.width(), 3).copy())
+    return np.stack(out)
+
+
+def test_tab_spec_is_registered():
+    from genstudio.qt.qt_tabs import TAB_SPECS, load_tab_spec
+
+    specs = {load_tab_spec(line).key: load_tab_spec(line) for line in TAB_SPECS}
+    assert specs["gan"].title == "GAN Faces"
+
+
+def test_grid_is_the_seeded_batch_and_n_makes_a_new_one(tab, qtbot):
+    from genstudio.engines.gan import seeded_z
+
+    assert tab.grid.columns == 4 and len(tab.grid.images) == 16
+    np.testing.assert_array_equal(np.stack([f.z for f in tab.faces]), seeded_z(16, tab.model.z_dim, 0))
+    assert tab.selected is tab.faces[0] and tab.grid.marks == {"A": 0, "B": 15}
+    first = _tiles(tab)
+    with qtbot.waitSignal(tab.grid_ready, timeout=WAIT_MS):
+        qtbot.keyClick(tab.grid, Qt.Key.Key_N)
+    assert tab.seed.value() == 1
+    assert not np.array_equal(first, _tiles(tab))
+    with qtbot.waitSignal(tab.grid_ready, timeout=WAIT_MS):
+        tab.seed.setValue(0)
+    np.testing.assert_array_equal(first, _tiles(tab))  # same seed, same faces
+    with qtbot.waitSignal(tab.grid_ready, timeout=WAIT_MS):
+        tab.size_box.setCurrentIndex(tab.size_box.findData(3))
+    assert len(tab.faces) == 9 and tab.grid.columns == 3
+
+
+def test_truncation_zero_renders_the_mean_face_everywhere(tab, qtbot):
+    tab.psi.setValue(0)
+    qtbot.waitUntil(lambda: not tab.slots.running(), timeout=WAIT_MS)
+    tiles = _tiles(tab).astype(int)
+    assert np.abs(tiles - tiles[0]).max() <= 1
+    assert tab.psi_label.text() == "ψ 0.00"
+    tab.psi.setValue(100)
+    qtbot.waitUntil(lambda: not tab.slots.running(), timeout=WAIT_MS)
+    assert np.abs(_tiles(tab).astype(int) - tiles[0]).max() > 1
+
+
+def test_selecting_editing_and_saving_a_face(tab, qtbot, tmp_path):
+    tab.grid.selected.emit(5)
+    assert tab.selected is tab.faces[5] and tab.grid.marks["A"] == 5
+    assert list(tab.sliders.sliders) == ["first axis", "second axis"]
+    before = tab.face_w(tab.selected).copy()
+    rendered: list[float] = []
+    tab.face_rendered.connect(rendered.append)
+    tab.sliders.set_amount("second axis", 1.5)
+    assert rendered and tab.selected.edits == {"second axis": pytest.approx(1.5)}
+    after = tab.face_w(tab.selected)
+    expected = before.copy()
+    expected[0, 1] += 1.5 * 2.0  # amount x scale along unit vector e1
+    np.testing.assert_allclose(after, expected, atol=1e-5)
+    # another face has its own (no) edits; coming back restores the slider
+    tab.grid.selected.emit(2)
+    assert tab.sliders.amounts() == {}
+    tab.grid.selected.emit(5)
+    assert tab.sliders.amounts() == {"second axis": pytest.approx(1.5)}
+    path = tab.save_face(tab.selected, tmp_path / "face.png")
+    s = read_png_settings(path)
+    assert s["seed"] == 0 and s["index"] == 5 and s["edits"] == {"second axis": pytest.approx(1.5)}
+    assert len(s["z"]) == tab.model.z_dim and len(s["w"]) == tab.model.w_dim
+    assert Image.open(path).size == (28, 28)  # the Fashion-MNIST GAN crops its 32x32 render
+    tab.reset_edits.click()
+    assert tab.selected.edits == {} and tab.sliders.amounts() == {}
+    grid = tab.save_grid_png(tmp_path / "grid.png")
+    assert read_png_settings(grid)["n"] == 16
+
+
+def test_variations_are_near_and_selectable(tab, qtbot):
+    tab.grid.selected.emit(3)
+    tab.make_variations()
+    qtbot.waitUntil(lambda: len(tab.variations) == 8, timeout=WAIT_MS)
+    base = tab.faces[3].z
+    for v in tab.variations:
+        assert 0 < np.linalg.norm(v.z - base) < np.linalg.norm(base)
+    tab.vary_grid.selected.emit(2)
+    assert tab.selected is tab.variations[2] and tab.grid.marks["A"] is None
+    assert "variation 3 of seed 0, face 3" in tab.face_info.text()
+
+
+def test_morph_strip_play_and_gif(tab, qtbot, tmp_path):
+    tab.grid.selected.emit(1)
+    tab.grid.marked_b.emit(7)
+    with qtbot.waitSignal(tab.morphed, timeout=WAIT_MS):
+        tab.steps.setValue(6)
+        tab.make_morph()
+    assert tab.morph_frames.shape[0] == 6
+    np.testing.assert_array_equal(tab.morph_frames[0], _tiles(tab)[1])
+    np.testing.assert_array_equal(tab.morph_frames[-1], _tiles(tab)[7])
+    tab.play.setChecked(True)
+    qtbot.wait(200)
+    tab.play.setChecked(False)
+    with qtbot.waitSignal(tab.gif_saved, timeout=WAIT_MS) as sig:
+        tab.save_gif(tmp_path / "morph.gif")
+    gif = Image.open(sig.args[0])
+    assert gif.n_frames == 10 and gif.size == (56, 56)  # there and back, doubled in size
+
+
+def test_no_model_shows_how_to_build_one(qtbot, tmp_path):
+    from genstudio.qt.qt_gan import QtGanTab
+
+    jobs = JobManager()
+    ctx = StudioContext(registry=Registry([(tmp_path, "shipped")]), pool=SessionPool(SessionConfig(provider="cpu")),
+                        jobs=jobs, output_dir=lambda: tmp_path)
+    w = QtGanTab(ctx)
+    qtbot.addWidget(w)
+    assert "genstudio export gan" in w.grid.message and w.is_settled()
+    jobs.shutdown()
