@@ -12,6 +12,7 @@ BENCHES: dict[str, str] = {
     "startup": "genstudio.qt.bench:bench_startup",
     "stall": "genstudio.qt.bench:bench_stall",
     "llm": "genstudio.cli.llm_bench:bench_llm",
+    "gan": "genstudio.cli.gan_bench:bench_gan",
 }
 
 
