@@ -290,7 +290,7 @@ class QtGanTab(QWidget):
         self.faces, self.selected, self.b_index, self.variations, self.morph_frames = [], None, None, [], None
         self.morph_strip.set_image(None)
         self.morph_preview.set_image(None)
-        self.vary_grid.set_images(np.zeros((0, 1, 1, 3), np.uint8))
+        self.vary_grid.set_message("Vary shows faces near this one here")
         self.sample()
 
     @property

@@ -111,6 +111,7 @@ class QtFaceGrid(QWidget):
             p.drawImage(r, img)
             for mark, colour in MARK_COLOURS.items():
                 if self.marks.get(mark) == i:
+                    p.setBrush(Qt.BrushStyle.NoBrush)
                     p.setPen(QPen(colour, 3))
                     p.drawRect(r.adjusted(1.5, 1.5, -1.5, -1.5))
                     if self.badges:
@@ -160,8 +161,8 @@ class QtDirectionSliders(QWidget):
             value = QLabel("0.0")
             value.setMinimumWidth(36)
             value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            zero = QPushButton("0")
-            zero.setFixedWidth(28)
+            zero = QPushButton("↺")
+            zero.setFixedWidth(40)
             zero.setToolTip(f"reset {name}")
             zero.clicked.connect(lambda _=False, sl=s: sl.setValue(0))
             self.grid.addWidget(title, row, 0)
