@@ -14,6 +14,7 @@ from genstudio.qt.qt_context import StudioContext, TabSpec
 TAB_SPECS: list[str] = [
     "models | Models | genstudio.qt.qt_models:QtModelsTab",
     "chat | Chat | genstudio.qt.qt_chat:QtChatTab",
+    "image | Text to Image | genstudio.qt.qt_image:QtImageTab",
     "flow | Flow Density | genstudio.qt.qt_flow:QtFlowTab",
     "gan | GAN Faces | genstudio.qt.qt_gan:QtGanTab",
     "vae | VAE Explorer | genstudio.qt.qt_vae:QtVaeTab",

@@ -1,0 +1,136 @@
+"""`genstudio export diffusion`: train a small text-to-image diffusion model and export it per component.
+
+    genstudio export diffusion --dataset fashion-mnist --steps 4000
+    genstudio export diffusion --dataset synthfaces --size 32 --checkpoint-to run/diffusion.safetensors
+    genstudio export diffusion --dataset synthfaces --from-checkpoint run/diffusion.safetensors   # export a run
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import time
+from pathlib import Path
+
+DATASETS = ("synthfaces", "fashion-mnist")
+
+
+def register(groups) -> None:
+    p = groups.export.add_parser("diffusion", help="train a text-to-image diffusion model and export its graphs")
+    p.add_argument("--dataset", required=True, choices=DATASETS)
+    p.add_argument("--size", type=int, default=0, help="image side (default: the dataset's; SynthFaces is shrunk)")
+    p.add_argument("--steps", type=int, default=0, help="training steps (default: the dataset's)")
+    p.add_argument("--batch", type=int, default=0, help="images per step (default: the dataset's)")
+    p.add_argument("--widths", default="", help="UNet channels per level, full resolution first, comma-separated")
+    p.add_argument("--blocks", type=int, default=0, help="residual blocks per UNet level (default: the dataset's)")
+    p.add_argument("--attention", default=None, metavar="LEVELS",
+                   help="UNet levels with self- and cross-attention, 0 = full resolution, comma-separated")
+    p.add_argument("--text-dim", type=int, default=0, help="text encoder width (default: the dataset's)")
+    p.add_argument("--text-layers", type=int, default=0, help="text encoder blocks (default: the dataset's)")
+    p.add_argument("--lr", type=float, default=0.0, help="peak AdamW learning rate (default 1e-3)")
+    p.add_argument("--train-images", type=int, default=0, help="training images (default: the dataset's)")
+    p.add_argument("--from-checkpoint", type=Path, metavar="FILE",
+                   help="export this training checkpoint instead of training")
+    p.add_argument("--checkpoint-to", type=Path, metavar="FILE",
+                   help="while training, write a checkpoint here every --checkpoint-every steps")
+    p.add_argument("--checkpoint-every", type=int, default=500, metavar="N", help="(default 500)")
+    p.add_argument("--resume", type=Path, metavar="FILE",
+                   help="with --checkpoint-to: continue the run in this checkpoint (same architecture) to --steps")
+    p.add_argument("--data", type=Path, help="the Fashion-MNIST idx folder (default: Debian's)")
+    p.add_argument("--out", type=Path, help="where model folders go (default: the shipped exported_models/)")
+    p.add_argument("--seed", type=int, default=0, help="training seed")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.set_defaults(handler=cmd_export)
+
+
+def _ints(text: str | None, flag: str) -> tuple[int, ...]:
+    from genstudio.cli import CliError
+
+    if not text:
+        return ()
+    try:
+        return tuple(int(w) for w in text.split(","))
+    except ValueError:
+        raise CliError(f"{flag} must be comma-separated integers, not {text!r}") from None
+
+
+def _command(args: argparse.Namespace, cfg) -> str:
+    """The one command that rebuilds exactly this model (what build.command records)."""
+    u, t = cfg.unet, cfg.text
+    words = ["genstudio", "export", "diffusion", "--dataset", args.dataset, "--size", str(cfg.size),
+             "--steps", str(cfg.train.steps), "--batch", str(cfg.train.batch_size),
+             "--widths", ",".join(map(str, u.widths)), "--blocks", str(u.blocks),
+             "--attention", ",".join(map(str, u.attention)), "--text-dim", str(t.dim),
+             "--text-layers", str(t.layers), "--lr", f"{cfg.train.lr:g}", "--train-images", str(cfg.n_train),
+             "--seed", str(cfg.train.seed)]
+    for flag, value in (("--threads", args.threads), ("--data", args.data), ("--out", args.out),
+                        ("--from-checkpoint", args.from_checkpoint), ("--checkpoint-to", args.checkpoint_to),
+                        ("--resume", args.resume)):
+        if value:
+            words += [flag, str(value)]
+    if args.checkpoint_to and args.checkpoint_every != 500:
+        words += ["--checkpoint-every", str(args.checkpoint_every)]
+    return shlex.join(words)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import torch
+
+    from genstudio.cli import CliError
+    from genstudio.export.data.fashion_mnist import DatasetMissing
+    from genstudio.export.diffusion.build import (
+        build_diffusion,
+        checkpoint_info,
+        diffusion_build,
+        train_diffusion,
+    )
+    from genstudio.runtime.jobs import text_bar
+    from genstudio.runtime.manifest import Manifest
+    from genstudio.runtime.paths import shipped_models_dir
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.resume and not (args.checkpoint_to and args.resume.is_file()):
+        raise CliError("--resume needs an existing checkpoint file and --checkpoint-to")
+    if args.checkpoint_every < 1:
+        raise CliError("--checkpoint-every must be at least 1")
+    attention = _ints(args.attention, "--attention") if args.attention is not None else None
+    cfg = diffusion_build(args.dataset, size=args.size, widths=_ints(args.widths, "--widths"), blocks=args.blocks,
+                          attention=attention, text_dim=args.text_dim, text_layers=args.text_layers,
+                          steps=args.steps, batch=args.batch, lr=args.lr, n_train=args.train_images, seed=args.seed,
+                          data_dir=str(args.data) if args.data else None)
+    if args.from_checkpoint:
+        if not args.from_checkpoint.is_file():
+            raise CliError(f"no checkpoint at {args.from_checkpoint}")
+        info = checkpoint_info(args.from_checkpoint)
+        if info["data"]["dataset"] != args.dataset:
+            raise CliError(f"{args.from_checkpoint} was trained on {info['data']['dataset']}, not {args.dataset}")
+        cfg.checkpoint = str(args.from_checkpoint)
+        cfg.size, cfg.n_train = info["data"]["size"], info["data"]["n_train"]  # the command records what was trained
+        cfg.train.steps, cfg.train.batch_size = info["step"], info["train"]["batch_size"]
+        cfg.train.lr, cfg.train.seed = info["train"]["lr"], info["train"]["seed"]
+        cfg.unet.widths, cfg.unet.blocks = tuple(info["unet"]["widths"]), info["unet"]["blocks"]
+        cfg.unet.attention = tuple(info["unet"]["attention"])
+        cfg.text.dim, cfg.text.layers = info["text"]["dim"], info["text"]["layers"]
+    if cfg.size % 2 ** (len(cfg.unet.widths) - 1):
+        raise CliError(f"--size {cfg.size} must halve {len(cfg.unet.widths) - 1} times (one per extra width)")
+    if any(not 0 <= a < len(cfg.unet.widths) for a in cfg.unet.attention):
+        raise CliError(f"--attention levels must lie in 0..{len(cfg.unet.widths) - 1}")
+    command = _command(args, cfg)
+    bar = text_bar(cfg.name)
+    t0 = time.perf_counter()
+    try:
+        if args.checkpoint_to and not args.from_checkpoint:  # train with periodic checkpoints, then export the last
+            train_diffusion(cfg, bar, checkpoint_to=args.checkpoint_to, every=args.checkpoint_every,
+                            resume=args.resume, command=command)
+            cfg.checkpoint = str(args.checkpoint_to)
+        folder = build_diffusion(cfg, args.out or shipped_models_dir(), command=command, on_progress=bar)
+    except DatasetMissing as e:
+        raise CliError(str(e)) from None
+    m = Manifest.load(folder)
+    p = m.metrics["parity"]
+    print(f"{folder}: {m.metrics['train_steps']} steps ({m.build['seconds'].get('steps_per_second')} steps/s), "
+          f"loss {m.metrics['train_last_100_steps']:.4f} (last 100), {m.metrics['parameters']['total']:,} parameters, "
+          f"parity text {p['max_abs_diff_text_encoder_hidden']:.1e} unet {p['max_abs_diff_unet_noise_pred']:.1e}, "
+          f"{time.perf_counter() - t0:.0f} s")
+    return 0

@@ -1,0 +1,82 @@
+"""Safetensors checkpoints of a diffusion run: raw and EMA weights, the losses, every config and the tokenizer.
+
+    save_checkpoint(path, run, meta)          # model.*, ema.*, train.loss; metadata: configs as JSON strings
+    model, meta = load_model(path)            # the EMA model (eval mode) and the metadata
+    tok = Tokenizer.from_str(meta["tokenizer"])
+
+One file holds everything an export or a resume needs; no pickles, no optimizer state (a resumed run warms
+AdamW up again).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from genstudio.export.diffusion.text_encoder import TextConfig
+from genstudio.export.diffusion.train import DiffusionModel, DiffusionRun
+from genstudio.export.diffusion.unet import UNetConfig
+
+FORMAT, VERSION = "genstudio-diffusion", "1"
+
+
+def save_checkpoint(path: Path, run: DiffusionRun, meta: dict[str, str]) -> Path:
+    """Write model.*, ema.* and train.loss atomically; `meta` (strings) joins format, version, step, seconds."""
+    from safetensors.torch import save_file
+
+    tensors = {}
+    for prefix, module in (("model", run.model), ("ema", run.ema)):
+        tensors.update({f"{prefix}.{k}": v.detach().contiguous().clone() for k, v in module.state_dict().items()})
+    tensors["train.loss"] = torch.tensor(run.losses, dtype=torch.float32)
+    meta = {"format": FORMAT, "version": VERSION, "step": str(run.step), "seconds": f"{run.seconds:.1f}",
+            "train": json.dumps(run.config.to_dict()), **meta}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    save_file(tensors, str(tmp), metadata=meta)
+    tmp.replace(path)
+    return path
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a {FORMAT} checkpoint (format {meta.get('format')!r})")
+    return meta
+
+
+def configs(meta: dict[str, str]) -> tuple[TextConfig, UNetConfig]:
+    return TextConfig(**json.loads(meta["text"])), UNetConfig.from_dict(json.loads(meta["unet"]))
+
+
+def load_tensors(path: Path, prefix: str) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    cut = len(prefix) + 1
+    return {k[cut:]: v for k, v in load_file(str(path)).items() if k.startswith(prefix + ".")}
+
+
+def load_losses(path: Path) -> list[float]:
+    return load_tensors(path, "train").get("loss", torch.zeros(0)).tolist()
+
+
+def load_model(path: Path, which: str = "ema") -> tuple[DiffusionModel, dict[str, str]]:
+    """The model from a checkpoint (`which`: "ema" or "model"), eval mode, and the checkpoint's metadata."""
+    meta = read_metadata(path)
+    model = DiffusionModel(*configs(meta))
+    model.load_state_dict(load_tensors(path, which))
+    return model.eval().requires_grad_(False), meta
+
+
+def restore_run(path: Path, run: DiffusionRun) -> dict[str, str]:
+    """Load raw and EMA weights, step, seconds and losses into `run` (same architecture); returns the metadata."""
+    meta = read_metadata(path)
+    run.model.load_state_dict(load_tensors(path, "model"))
+    run.ema.load_state_dict(load_tensors(path, "ema"))
+    run.resume(int(meta["step"]), float(meta.get("seconds", 0.0)), load_losses(path))
+    return meta

@@ -1,0 +1,223 @@
+"""Diffusion training: the noise schedule, the joint text encoder + UNet, epsilon MSE, caption dropout, EMA.
+
+    model = DiffusionModel(text_cfg, unet_cfg)
+    run = DiffusionRun(DiffusionTrainConfig(steps=4000), model, data)     # data: TrainingData
+    run.add_callback("on_batch_end", lambda t: bar(t.step, t.config.steps, t.loss))
+    run.train()
+    run.ema                                                              # the weights that ship
+
+DDPM (https://arxiv.org/abs/2006.11239): x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps with t uniform
+over 1000 steps of a linear beta schedule, the UNet predicts eps, plain MSE. A fraction of the captions
+is replaced by the empty prompt so one network also learns the unconditional model that classifier-free
+guidance needs (https://arxiv.org/abs/2207.12598). The loop is genstudio.export.trainer.Trainer (AdamW,
+warmup, cosine decay, callbacks); the EMA of the weights is one more on_batch_end listener.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tokenizers import Tokenizer
+
+from genstudio.export.diffusion.text_encoder import TextConfig, TextEncoder
+from genstudio.export.diffusion.tokenizer import encode
+from genstudio.export.diffusion.unet import UNet, UNetConfig
+from genstudio.export.trainer import Trainer, TrainerConfig
+
+
+@dataclass
+class NoiseSchedule:
+    """diffusers' names and formulas, so a scheduler rebuilds exactly these alphas_cumprod from the config."""
+
+    num_train_timesteps: int = 1000  # training timesteps
+    beta_schedule: str = "linear"  # "linear" (DDPM), "scaled_linear" (Stable Diffusion) or "squaredcos_cap_v2"
+    beta_start: float = 1e-4  # DDPM's
+    beta_end: float = 0.02  # DDPM's
+
+    def betas(self) -> torch.Tensor:
+        n = self.num_train_timesteps
+        if self.beta_schedule == "linear":
+            return torch.linspace(self.beta_start, self.beta_end, n, dtype=torch.float32)
+        if self.beta_schedule == "scaled_linear":
+            return torch.linspace(self.beta_start ** 0.5, self.beta_end ** 0.5, n, dtype=torch.float32) ** 2
+        if self.beta_schedule == "squaredcos_cap_v2":  # Nichol & Dhariwal, https://arxiv.org/abs/2102.09672
+
+            def alpha_bar(t: float) -> float:
+                return math.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2
+
+            return torch.tensor([min(1 - alpha_bar((i + 1) / n) / alpha_bar(i / n), 0.999) for i in range(n)],
+                                dtype=torch.float32)
+        raise ValueError(f"unknown beta_schedule {self.beta_schedule!r}")
+
+    def alphas_cumprod(self) -> torch.Tensor:
+        return torch.cumprod(1.0 - self.betas(), dim=0)  # float32, as diffusers computes it
+
+    def scheduler_config(self) -> dict:
+        """scheduler/scheduler_config.json."""
+        return {"num_train_timesteps": self.num_train_timesteps, "beta_schedule": self.beta_schedule,
+                "beta_start": self.beta_start, "beta_end": self.beta_end, "prediction_type": "epsilon",
+                "clip_sample": True, "clip_sample_range": 1.0}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class DiffusionTrainConfig:
+    steps: int = 4000  # optimisation steps
+    batch_size: int = 64  # images per step
+    lr: float = 1e-3  # peak AdamW learning rate (small UNets take a large one)
+    warmup: int = 200  # steps of linear warmup (also after a resume: Adam's moments start again)
+    min_lr_ratio: float = 0.1  # the cosine decays to lr * this
+    weight_decay: float = 0.0  # AdamW's decoupled weight decay
+    grad_clip: float = 1.0  # global gradient-norm clip
+    caption_dropout: float = 0.12  # fraction of captions replaced by the empty prompt (for guidance)
+    ema_decay: float = 0.999  # EMA of the weights; early on min(decay, (1 + step) / (10 + step))
+    seed: int = 0  # seeds the weights and every batch (batch k depends only on seed and k)
+    schedule: NoiseSchedule = field(default_factory=NoiseSchedule)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DiffusionTrainConfig:
+        d = dict(d)
+        return cls(schedule=NoiseSchedule(**d.pop("schedule", {})), **d)
+
+
+class DiffusionModel(nn.Module):
+    """The text encoder and the UNet, trained together: eps = unet(x_t, t, text_encoder(ids))."""
+
+    def __init__(self, text: TextConfig, unet: UNetConfig) -> None:
+        super().__init__()
+        if unet.context_dim != text.dim:
+            raise ValueError(f"the UNet reads {unet.context_dim}-d text, the encoder writes {text.dim}-d")
+        self.text_encoder = TextEncoder(text)
+        self.unet = UNet(unet)
+
+    def forward(self, input_ids: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.unet(x_t, t.float(), self.text_encoder(input_ids))
+
+
+@dataclass
+class TrainingData:
+    """Training images and a caption function: captions(indices, rng) draws one caption per image."""
+
+    images: torch.Tensor  # uint8 (N, C, H, W)
+    captions: Callable[[np.ndarray, np.random.Generator], list[str]]
+    tokenizer: Tokenizer
+    max_length: int  # tokens per prompt, padded
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def step_seed(seed: int, step: int) -> int:
+    """The seed of batch `step`: batches do not depend on where a run was resumed."""
+    return (seed * 1_000_003 + step) % (2**63)
+
+
+def make_batch(data: TrainingData, cfg: DiffusionTrainConfig, step: int,
+               alphas_cumprod: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Images, fresh captions (a fraction dropped to ""), timesteps, noise and the noised images of one step."""
+    s = step_seed(cfg.seed, step)
+    gen = torch.Generator().manual_seed(s)
+    rng = np.random.default_rng(s)
+    idx = torch.randint(0, len(data), (cfg.batch_size,), generator=gen)
+    x0 = data.images[idx].float() / 127.5 - 1.0  # (B, C, H, W) in [-1, 1]
+    captions = data.captions(idx.numpy(), rng)
+    captions = ["" if drop else c for c, drop in zip(captions, rng.random(len(captions)) < cfg.caption_dropout,
+                                                     strict=True)]
+    t = torch.randint(0, len(alphas_cumprod), (cfg.batch_size,), generator=gen)
+    noise = torch.randn(x0.shape, generator=gen)
+    abar = alphas_cumprod[t][:, None, None, None]
+    x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+    return {"input_ids": torch.from_numpy(encode(data.tokenizer, captions, data.max_length)), "x_t": x_t, "t": t,
+            "noise": noise}
+
+
+def eps_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    return F.mse_loss(model(batch["input_ids"], batch["x_t"], batch["t"]), batch["noise"])
+
+
+class _ResumableTrainer(Trainer):
+    """Trainer whose warmup starts again at the step a resumed run picks up from (fresh AdamW moments)."""
+
+    start_step = 0
+
+    def lr_at(self, step: int) -> float:
+        lr = super().lr_at(step)
+        if self.start_step and self.config.warmup:
+            lr *= min(1.0, (step - self.start_step + 1) / self.config.warmup)
+        return lr
+
+
+class DiffusionRun:
+    """One training run: the model, its EMA, the per-step losses and the seconds, resumable from a checkpoint."""
+
+    def __init__(self, config: DiffusionTrainConfig, model: DiffusionModel, data: TrainingData) -> None:
+        self.config = config
+        self.model = model
+        self.ema = copy.deepcopy(model).eval().requires_grad_(False)
+        self.data = data
+        self.alphas_cumprod = config.schedule.alphas_cumprod()
+        c = config
+        self.trainer = _ResumableTrainer(
+            TrainerConfig(steps=c.steps, batch_size=c.batch_size, lr=c.lr, weight_decay=c.weight_decay,
+                          warmup=c.warmup, min_lr_ratio=c.min_lr_ratio, grad_clip=c.grad_clip, seed=c.seed),
+            model, eps_loss, lambda step, gen: make_batch(data, c, step, self.alphas_cumprod))
+        self.trainer.add_callback("on_batch_end", lambda t: self._update_ema())
+        self.seconds_before = 0.0  # training seconds of earlier stages (a resumed run)
+
+    # the Trainer's state, read through
+    @property
+    def step(self) -> int:
+        return self.trainer.step
+
+    @property
+    def losses(self) -> list[float]:
+        return self.trainer.losses
+
+    @property
+    def seconds(self) -> float:
+        return self.seconds_before + self.trainer.elapsed
+
+    def add_callback(self, event: str, fn: Callable[[DiffusionRun], None]) -> None:
+        self.trainer.add_callback(event, lambda t: fn(self))
+
+    def stop(self) -> None:
+        self.trainer.stop()
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        step = self.trainer.step
+        decay = min(self.config.ema_decay, (1 + step) / (10 + step))
+        for p_ema, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):
+            p_ema.lerp_(p, 1.0 - decay)
+
+    def resume(self, step: int, seconds: float, losses: Sequence[float]) -> None:
+        """Continue after `step` steps (the weights already loaded into model and ema)."""
+        self.trainer.step = self.trainer.start_step = step
+        self.trainer.losses = list(losses)[:step]
+        self.seconds_before = seconds
+
+    def train(self) -> DiffusionRun:
+        torch.manual_seed(self.config.seed)  # dropout, if any
+        self.trainer.run()
+        return self
+
+
+def build_model(text: TextConfig, unet: UNetConfig, seed: int) -> DiffusionModel:
+    torch.manual_seed(seed)
+    return DiffusionModel(text, unet)
+
+
+def count_params(m: nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())

@@ -1,0 +1,286 @@
+"""The diffusion export: tokenizer, noise schedule, UNet, training data, the exported folder, CLI and resume."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from genstudio.export.diffusion.text_encoder import TextConfig  # noqa: E402
+from genstudio.export.diffusion.tokenizer import (  # noqa: E402
+    build_tokenizer,
+    dataset_vocabulary,
+    encode,
+    fashion_mnist_captions,
+    longest_caption,
+)
+from genstudio.export.diffusion.train import (  # noqa: E402
+    DiffusionModel,
+    DiffusionTrainConfig,
+    NoiseSchedule,
+    TrainingData,
+    make_batch,
+)
+from genstudio.export.diffusion.unet import UNet, UNetConfig  # noqa: E402
+
+TINY = ["--widths", "8,16", "--blocks", "1", "--attention", "1", "--text-dim", "16", "--text-layers", "1",
+        "--batch", "8", "--train-images", "40", "--threads", "1"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One torch thread: on a busy 2-core machine two threads wait on each other at every small op."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def run_cli(argv: list[str]) -> int:
+    """`genstudio export diffusion ...` through this module's own parser (as genstudio.cli.main runs it)."""
+    from genstudio.cli import CommandGroups
+    from genstudio.cli import diffusion as cli
+
+    parser = argparse.ArgumentParser(prog="genstudio")
+    root = parser.add_subparsers(dest="command")
+    groups = CommandGroups(*(root.add_parser(k).add_subparsers(dest="family") for k in ("generate", "export",
+                                                                                        "evaluate")), root=root)
+    cli.register(groups)
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+@functools.cache
+def tiny_run() -> tuple[Path, Path, Path]:
+    """(model folder, checkpoint, fake data): 6 steps with a checkpoint every 3, exported by the CLI."""
+    from flow_tiny import make_fake_dataset
+
+    torch.set_num_threads(1)
+    work = Path(tempfile.mkdtemp(prefix="genstudio-diffusion-tiny-"))
+    data = make_fake_dataset(work / "data", n_train=40, n_test=10)
+    ckpt = work / "run" / "diffusion.safetensors"
+    assert run_cli(["export", "diffusion", "--dataset", "fashion-mnist", "--steps", "6", *TINY, "--data", str(data),
+                    "--checkpoint-to", str(ckpt), "--checkpoint-every", "3", "--out", str(work / "models")]) == 0
+    return work / "models" / "diffusion-fashion-mnist", ckpt, data
+
+
+# ---- tokenizer -------------------------------------------------------------------------------------
+def test_tokenizer_pads_and_drops_punctuation(tmp_path):
+    from tokenizers import Tokenizer
+
+    tok = build_tokenizer(dataset_vocabulary("fashion-mnist"))
+    vocab = tok.get_vocab()
+    assert vocab["[PAD]"] == 0 and vocab["[UNK]"] == 1
+    ids = encode(tok, ["A photo of a T-shirt!", "", "a photo of a zebra"], max_length=16)
+    assert ids.dtype == np.int64 and ids.shape == (3, 16)
+    assert list(ids[0, :6]) == [vocab[w] for w in ("a", "photo", "of", "a", "t", "shirt")] and not ids[0, 6:].any()
+    assert not ids[1].any()  # the empty prompt is all padding: the unconditional input
+    assert ids[2, 4] == 1  # an unknown word
+    assert encode(tok, ["a " * 40], max_length=16).shape == (1, 16)  # cut, never longer
+    tok.save(str(tmp_path / "tokenizer.json"))
+    again = Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    assert again.encode("a photo of an ankle boot").ids == tok.encode("a photo of an ankle boot").ids
+    assert again.padding is None and again.truncation is None
+
+
+def test_vocabularies_cover_the_captions():
+    from genstudio.export.data import synthfaces
+    from genstudio.export.diffusion.build import DATASET_DEFAULTS, EXAMPLE_PROMPTS
+
+    for dataset in ("fashion-mnist", "synthfaces"):
+        tok = build_tokenizer(dataset_vocabulary(dataset))
+        assert longest_caption(dataset, tok, n=2000) <= DATASET_DEFAULTS[dataset]["max_length"]
+        assert not (encode(tok, EXAMPLE_PROMPTS[dataset], 64) == 1).any()
+    tok = build_tokenizer(dataset_vocabulary("synthfaces"))
+    rng = np.random.default_rng(0)
+    captions = [synthfaces.caption(synthfaces.attributes(s), rng) for s in range(300)]
+    assert not (encode(tok, captions, 64) == 1).any()
+    assert not (encode(build_tokenizer(dataset_vocabulary("fashion-mnist")), fashion_mnist_captions(), 16) == 1).any()
+
+
+# ---- schedule and networks --------------------------------------------------------------------------
+def test_noise_schedule_uses_diffusers_formulas():
+    s = NoiseSchedule()
+    betas = s.betas()
+    assert betas.dtype == torch.float32 and len(betas) == 1000
+    assert betas[0].item() == pytest.approx(1e-4) and betas[-1].item() == pytest.approx(0.02)
+    abar = s.alphas_cumprod()
+    assert abar[0].item() == pytest.approx(1 - 1e-4) and 0 < abar[-1].item() < 1e-4
+    assert torch.all(abar[1:] < abar[:-1])
+    cos = NoiseSchedule(beta_schedule="squaredcos_cap_v2").alphas_cumprod()
+    assert cos[499].item() == pytest.approx(np.cos((0.5 + 0.008) / 1.008 * np.pi / 2) ** 2, rel=1e-3)
+    cfg = s.scheduler_config()
+    assert cfg == {"num_train_timesteps": 1000, "beta_schedule": "linear", "beta_start": 1e-4, "beta_end": 0.02,
+                   "prediction_type": "epsilon", "clip_sample": True, "clip_sample_range": 1.0}
+
+
+@pytest.mark.parametrize("channels,size,widths,attention", [(1, 16, (8, 16, 16), (1, 2)), (3, 24, (8, 16, 16), (2,)),
+                                                            (3, 8, (8, 16), ())])
+def test_unet_shapes_and_fractional_timesteps(channels, size, widths, attention):
+    torch.manual_seed(0)
+    unet = UNet(UNetConfig(channels=channels, size=size, widths=widths, blocks=2, attention=attention,
+                           context_dim=16, head_dim=8, groups=4))
+    for p in unet.parameters():  # leave the zero init, so the output depends on every input
+        p.data.add_(0.05 * torch.randn_like(p))
+    x = torch.randn(3, channels, size, size)
+    ctx = torch.randn(3, 5, 16)
+    with torch.no_grad():
+        a = unet(x, torch.tensor([0.0, 10.0, 999.0]), ctx)
+        b = unet(x, torch.tensor([0.0, 10.5, 999.0]), ctx)
+        c = unet(x, torch.tensor([0.0, 10.0, 999.0]), ctx + 1)
+    assert a.shape == x.shape
+    assert torch.equal(a[0], b[0]) and not torch.equal(a[1], b[1])  # a fractional timestep is its own input
+    assert not torch.allclose(a, c)  # the text matters (through the middle block at least)
+
+
+def test_unet_rejects_a_size_that_does_not_halve():
+    with pytest.raises(ValueError, match="halve"):
+        UNet(UNetConfig(size=30, widths=(8, 16, 32)))
+
+
+# ---- data and batches -------------------------------------------------------------------------------
+def test_synthfaces_trains_on_the_train_split_with_fresh_captions():
+    from genstudio.export.data import synthfaces
+    from genstudio.export.diffusion.data import training_set
+
+    images, captions = training_set("synthfaces", size=32, n=24)
+    assert images.shape == (24, 3, 32, 32) and images.dtype == np.uint8
+    faces, attrs = synthfaces.sample(24, seed=0, split="train")
+    assert not any(synthfaces.is_held_out(a) for a in attrs)
+    from PIL import Image
+
+    first = np.asarray(Image.fromarray(faces[0]).resize((32, 32), Image.Resampling.BOX)).transpose(2, 0, 1)
+    assert np.array_equal(images[0], first)  # the same faces, shrunk with a box filter
+    idx = np.arange(24)
+    one, two = captions(idx, np.random.default_rng(1)), captions(idx, np.random.default_rng(2))
+    assert one != two and one == captions(idx, np.random.default_rng(1))
+    assert all(attrs[i]["gender"] in ("woman", "man", "person") for i in idx)
+    images48, _ = training_set("synthfaces", size=48, n=4)
+    assert images48.shape == (4, 3, 48, 48)
+
+
+def _tiny_data(n: int = 16) -> TrainingData:
+    tok = build_tokenizer(dataset_vocabulary("fashion-mnist"))
+    names = fashion_mnist_captions()
+    images = torch.randint(0, 256, (n, 1, 8, 8), dtype=torch.uint8)
+    return TrainingData(images, lambda idx, rng: [names[i % 10] for i in idx], tok, 8)
+
+
+def test_batches_depend_only_on_seed_and_step():
+    data = _tiny_data()
+    cfg = DiffusionTrainConfig(batch_size=400, caption_dropout=0.25, seed=3)
+    abar = cfg.schedule.alphas_cumprod()
+    a, b, c = make_batch(data, cfg, 5, abar), make_batch(data, cfg, 5, abar), make_batch(data, cfg, 6, abar)
+    assert all(torch.equal(a[k], b[k]) for k in a) and not torch.equal(a["noise"], c["noise"])
+    dropped = float((a["input_ids"] == 0).all(dim=1).float().mean())
+    assert 0.15 < dropped < 0.35  # caption dropout: the empty prompt stands in for about a quarter
+    assert a["t"].min() >= 0 and a["t"].max() <= 999 and a["x_t"].shape == (400, 1, 8, 8)
+
+
+def test_model_joins_text_encoder_and_unet():
+    with pytest.raises(ValueError, match="reads"):
+        DiffusionModel(TextConfig(dim=16), UNetConfig(context_dim=32))
+
+
+# ---- the exported folder ----------------------------------------------------------------------------
+@pytest.mark.slow
+def test_folder_layout_manifest_and_parity():
+    from tokenizers import Tokenizer
+
+    from genstudio.runtime.manifest import Manifest
+    from genstudio.runtime.registry import check_folder
+
+    folder, _, _ = tiny_run()
+    entry = check_folder(folder, "shipped", deep=True)
+    assert entry.ready, entry.error
+    m = Manifest.load(folder)
+    assert m.family == "diffusion" and m.name == "diffusion-fashion-mnist"
+    assert {f.role: f.path for f in m.files} == {
+        "text_encoder": "text_encoder/model.onnx", "unet": "unet/model.onnx", "tokenizer": "tokenizer/tokenizer.json",
+        "scheduler": "scheduler/scheduler_config.json", "checkpoint": "diffusion.safetensors",
+        "training_curves": "curves.json"}
+    x = m.extra
+    assert x["image_shape"] == [1, 32, 32] and x["value_range"] == [-1, 1] and x["prediction"] == "epsilon"
+    assert x["max_length"] == 16 and x["text_dim"] == 16 and x["vocab_size"] == 18
+    assert len(x["example_prompts"]) == 5 and len(x["classes"]) == 10
+    assert x["longest_training_caption_tokens"] <= x["max_length"]
+    assert m.defaults == {"steps": 25, "guidance": 4.0, "scheduler": "dpmpp_2m", "seed": 0, "batch": 1}
+    assert m.build["command"].startswith("genstudio export diffusion --dataset fashion-mnist --size 32 --steps 6 ")
+    assert m.metrics["train_steps"] == 6 and m.metrics["train_last_100_steps"] > 0
+    assert m.metrics["parity"]["max_abs_diff_text_encoder_hidden"] < 1e-4
+    assert m.metrics["parity"]["max_abs_diff_unet_noise_pred"] < 1e-4
+    p = m.metrics["parameters"]
+    assert p["total"] == p["text_encoder"] + p["unet"] > 0
+    assert len(json.loads((folder / "curves.json").read_text())["loss"]) == 6
+    sched = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
+    assert sched["beta_schedule"] == "linear" and sched["num_train_timesteps"] == 1000
+    tok = Tokenizer.from_file(str(folder / "tokenizer" / "tokenizer.json"))
+    assert tok.get_vocab_size() == x["vocab_size"]
+    assert not list(folder.parent.glob(".*.tmp"))  # published, no staging folder left
+
+
+@pytest.mark.slow
+def test_onnx_graphs_take_any_batch_and_match_the_checkpoint():
+    from genstudio.export.diffusion.checkpoint import load_model
+    from genstudio.export.onnx_io import ort_session
+
+    folder, _, _ = tiny_run()
+    text = ort_session(folder / "text_encoder" / "model.onnx", threads=1)
+    unet = ort_session(folder / "unet" / "model.onnx", threads=1)
+    assert [i.name for i in text.get_inputs()] == ["input_ids"] and text.get_outputs()[0].name == "hidden"
+    assert [i.name for i in unet.get_inputs()] == ["sample", "timestep", "encoder_hidden_states"]
+    assert unet.get_outputs()[0].name == "noise_pred"
+    model, _ = load_model(folder / "diffusion.safetensors")  # the EMA weights are what ships
+    rng = np.random.default_rng(0)
+    for n in (1, 3):
+        ids = rng.integers(0, 18, (n, 16)).astype(np.int64)
+        hidden = text.run(None, {"input_ids": ids})[0]
+        assert hidden.shape == (n, 16, 16) and hidden.dtype == np.float32
+        sample = rng.standard_normal((n, 1, 32, 32)).astype(np.float32)
+        t = np.full(n, 437.5, np.float32)
+        eps = unet.run(None, {"sample": sample, "timestep": t, "encoder_hidden_states": hidden})[0]
+        assert eps.shape == (n, 1, 32, 32) and eps.dtype == np.float32
+        with torch.no_grad():
+            ref = model.unet(torch.from_numpy(sample), torch.from_numpy(t), torch.from_numpy(hidden)).numpy()
+        assert np.abs(ref - eps).max() < 1e-4
+
+
+@pytest.mark.slow
+def test_checkpoints_resume_and_record_every_stage():
+    from genstudio.export.diffusion.build import checkpoint_info, diffusion_build, train_diffusion
+    from genstudio.export.diffusion.checkpoint import load_losses, load_tensors
+
+    folder, ckpt, data = tiny_run()
+    info = checkpoint_info(ckpt)
+    assert info["step"] == 6 and info["data"]["dataset"] == "fashion-mnist" and len(info["stages"]) == 1
+    shipped = load_tensors(folder / "diffusion.safetensors", "ema")
+    assert all(torch.equal(v, load_tensors(ckpt, "ema")[k]) for k, v in shipped.items())
+    assert set(load_tensors(ckpt, "model")) == set(shipped)  # raw weights too
+    cfg = diffusion_build("fashion-mnist", widths=(8, 16), blocks=1, attention=(1,), text_dim=16, text_layers=1,
+                          steps=9, batch=8, n_train=40, data_dir=str(data))
+    cfg.caption_draws = 100
+    resumed = ckpt.with_name("resumed.safetensors")
+    run = train_diffusion(cfg, checkpoint_to=resumed, every=100, resume=ckpt, command="resume (test)")
+    assert run.step == 9 and len(run.losses) == 9
+    assert run.losses[:6] == pytest.approx(load_losses(ckpt))
+    info = checkpoint_info(resumed)
+    assert info["step"] == 9 and info["stages"][-1] == "resume (test)" and len(info["stages"]) == 2
+    assert info["seconds"] >= checkpoint_info(ckpt)["seconds"]
+
+
+@pytest.mark.slow
+def test_cli_rejects_bad_arguments(tmp_path):
+    from genstudio.cli import CliError
+
+    with pytest.raises(CliError, match="--resume"):
+        run_cli(["export", "diffusion", "--dataset", "fashion-mnist", "--resume", str(tmp_path / "none")])
+    with pytest.raises(CliError, match="halve"):
+        run_cli(["export", "diffusion", "--dataset", "synthfaces", "--size", "30"])
+    with pytest.raises(CliError, match="no checkpoint"):
+        run_cli(["export", "diffusion", "--dataset", "synthfaces", "--from-checkpoint", str(tmp_path / "x")])

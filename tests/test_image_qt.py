@@ -1,0 +1,316 @@
+"""The Text to Image tab offscreen on the tiny diffusion folder: live steps, filmstrip, stop, seeds, prompt checks,
+PNG settings round trip by drag and drop, GIF export, history, failures and the empty state."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+from genstudio.qt.qt_context import StudioContext
+from genstudio.qt.qt_jobs import JobManager
+from genstudio.runtime.imaging import read_png_settings, save_png
+from genstudio.runtime.registry import Registry
+from genstudio.runtime.sessions import SessionConfig, SessionPool
+
+pytestmark = pytest.mark.slow
+WAIT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def root():
+    from diffusion_tiny import tiny_diffusion_root
+
+    return tiny_diffusion_root()
+
+
+@pytest.fixture(scope="module")
+def pool():
+    return SessionPool(SessionConfig(provider="cpu", threads=1))
+
+
+@pytest.fixture
+def tab(qtbot, tmp_path, root, pool):
+    from diffusion_tiny import TINY
+
+    from genstudio.qt.qt_image import QtImageTab
+
+    jobs = JobManager()
+    ctx = StudioContext(registry=Registry([(root, "shipped")]), pool=pool, jobs=jobs, output_dir=lambda: tmp_path)
+    w = QtImageTab(ctx)
+    qtbot.addWidget(w)
+    w.resize(1400, 900)
+    w.show()
+    w.model_box.setCurrentIndex(w.model_box.findData(TINY))
+    assert w.model.name == TINY and w.is_settled()
+    yield w
+    jobs.shutdown()
+
+
+def rgb(images) -> np.ndarray:
+    from genstudio.qt.qt_image import to_rgb
+
+    return to_rgb(images)
+
+
+def run(tab, qtbot, **settings):
+    """Set the controls, press Generate, wait for the result."""
+    if "prompt" in settings:
+        tab.prompt.set_text(settings.pop("prompt"))
+    if "seed" in settings:
+        tab.seed.setValue(settings.pop("seed"))  # typing a seed locks it
+    for name, value in settings.items():
+        w = getattr(tab, name)
+        if name == "scheduler":
+            w.setCurrentIndex(w.findData(value))
+        elif name == "guidance":
+            w.set_decimal(value)
+        elif name == "negative":
+            w.set_text(value)
+        else:
+            w.setValue(value)
+    with qtbot.waitSignal(tab.generated, timeout=WAIT_MS) as sig:
+        tab.generate_button.click()
+    return sig.args[0]
+
+
+def drop(tab, path) -> None:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    event = QDropEvent(QPointF(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    tab.dropEvent(event)
+
+
+def test_tab_spec_is_registered_after_chat():
+    from genstudio.qt.qt_tabs import TAB_SPECS, load_tab_spec
+
+    keys = [load_tab_spec(line).key for line in TAB_SPECS]
+    assert keys.index("image") == keys.index("chat") + 1
+    assert load_tab_spec(TAB_SPECS[keys.index("image")]).title == "Text to Image"
+
+
+def test_defaults_examples_and_classes_come_from_the_manifest(tab):
+    from diffusion_tiny import CLASSES
+
+    assert (tab.steps.value(), tab.guidance.decimal(), tab.scheduler.currentData(), tab.batch.value()) == \
+        (10, 3.0, "ddim", 4)
+    assert not tab.lock.isChecked() and tab.lock.text() == "Random"
+    assert tab.prompt.text() == CLASSES[0]  # the first example prompt is ready to run
+    assert [a.text() for a in tab.examples.menu().actions()] == CLASSES[:3]
+    tab.examples.menu().actions()[2].trigger()
+    assert tab.prompt.text() == CLASSES[2]
+    assert tab.class_box.isVisibleTo(tab) and tab.class_box.count() == len(CLASSES) + 1
+    tab.class_box.activated.emit(8)
+    assert tab.prompt.text() == CLASSES[7] and tab.class_box.currentIndex() == 0
+    assert "8×8 greyscale" in tab.model_info.text() and "8 tokens" in tab.model_info.text()
+    titles = [tab.scheduler.itemText(i) for i in range(tab.scheduler.count())]
+    assert [tab.scheduler.itemData(i) for i in range(4)] == ["ddpm", "ddim", "euler_a", "dpmpp_2m"]
+    assert titles[3].startswith("DPM++ 2M")
+
+
+def test_every_step_is_shown_and_the_filmstrip_revisits_them(tab, qtbot):
+    shown: list[int] = []
+    labels: list[str] = []
+    tab.step_shown.connect(shown.append)
+    tab.step_shown.connect(lambda _i: labels.append(tab.progress_label.text()))
+    result = run(tab, qtbot, prompt="a photo of a dress")
+    assert shown == list(range(10))  # every step, in order, none dropped
+    assert labels[0].startswith("step 1/10 ·") and labels[-1].startswith("step 10/10") and "steps/s" in labels[-1]
+    assert result.images.shape == (4, 1, 8, 8) and len(result.steps) == 10
+    assert len(tab.view.images) == 4 and np.array_equal(tab.shown, rgb(result.images))  # the final batch
+    assert tab.scrub.isEnabled() and tab.scrub.maximum() == 10 and tab.scrub_label.text() == "final image"
+    assert len(tab.film.frames) == 10
+    shown.clear()
+    for k in (0, 4, 9):
+        tab.scrub.setValue(k)
+        assert np.array_equal(tab.shown, rgb(result.steps[k])), k
+        assert tab.scrub_label.text() == f"step {k + 1}/10"
+    assert shown == [0, 4, 9]
+    tab.film.step_clicked.emit(2)
+    assert tab.scrub.value() == 2 and np.array_equal(tab.shown, rgb(result.steps[2]))
+    # the noisy sample: another view of the same step, and after the last step it is the image itself
+    tab.show_noisy.setChecked(True)
+    assert np.array_equal(tab.shown, rgb(tab.current.noisy[2]))
+    assert not np.array_equal(tab.shown, rgb(result.steps[2]))
+    tab.scrub.setValue(9)
+    assert np.abs(tab.shown.astype(int) - rgb(result.images).astype(int)).max() <= 1
+    tab.show_x0.setChecked(True)
+    assert np.array_equal(tab.shown, rgb(result.steps[9]))
+    assert tab.gallery.count() == 1 and tab.is_settled()
+
+
+def test_stop_midway_keeps_the_last_preview(tab, qtbot):
+    tab.steps.setValue(40)
+    kept = {}
+
+    def at_step(i: int) -> None:
+        if i == 2:
+            kept["shown"] = tab.shown.copy()
+            tab.stop()
+
+    tab.step_shown.connect(at_step)
+    with qtbot.waitSignal(tab.stopped, timeout=WAIT_MS) as sig:
+        tab.generate_button.click()
+    assert sig.args == [3]
+    assert np.array_equal(tab.shown, kept["shown"]) and len(tab.view.images) == 4
+    assert tab.run is None and tab.generate_button.isEnabled() and not tab.stop_button.isEnabled()
+    assert "stopped at step 3/40" in tab.progress_label.text()
+    assert len(tab.film.frames) == 3 and tab.scrub.maximum() == 2  # the steps it made, no final image
+    assert not tab.save_button.isEnabled() and tab.gallery.count() == 0
+    tab.scrub.setValue(0)
+    assert np.array_equal(tab.shown, rgb(tab.current.x0[0]))
+    before = tab.current
+    with qtbot.waitSignal(tab.stopped, timeout=WAIT_MS) as sig:
+        tab.generate()
+        tab.stop()  # before any step reached the screen: the preview goes back to what it showed
+    assert sig.args == [0] and tab.current is before and np.array_equal(tab.shown, rgb(before.x0[-1]))
+
+
+def test_locked_seed_repeats_and_an_unlocked_one_is_drawn_anew(tab, qtbot):
+    first = run(tab, qtbot, seed=7, steps=3)
+    assert tab.lock.isChecked() and tab.lock.text() == "Locked"  # typing a seed locks it
+    again = run(tab, qtbot)
+    assert first.settings["seed"] == again.settings["seed"] == tab.seed.value() == 7
+    assert np.array_equal(first.images, again.images)
+    tab.lock.setChecked(False)
+    drawn = run(tab, qtbot)
+    assert drawn.settings["seed"] == tab.seed.value() != 7 and not tab.lock.isChecked()
+    assert not np.array_equal(drawn.images, first.images)
+    assert str(drawn.settings["seed"]) in tab.status.text()
+    other = run(tab, qtbot)
+    assert other.settings["seed"] != drawn.settings["seed"]
+
+
+def test_unknown_words_warn_and_a_long_prompt_disables_generate(tab, qtbot):
+    tab.prompt.set_text("a photo of a zebra")
+    assert tab.prompt_warning.isVisibleTo(tab)
+    assert "unknown words: zebra" in tab.prompt_warning.text().lower() and "[UNK]" in tab.prompt_warning.text()
+    assert tab.prompt.marked_count() == 1 and tab.generate_button.isEnabled()
+    assert tab.tokens.text() == "5 / 8 tokens"
+    tab.prompt.set_text("a photo of a bag with a red cap and sunglasses")
+    assert not tab.generate_button.isEnabled()
+    assert "11 tokens" in tab.prompt_warning.text() and "Remove 3 words" in tab.generate_button.toolTip()
+    assert tab.generate() is None  # Ctrl+Return refuses too
+    tab.prompt.set_text("a bag")
+    tab.negative.set_text("a b c d e f g h i")
+    assert not tab.generate_button.isEnabled() and "negative prompt has 9 tokens" in tab.prompt_warning.text()
+    tab.negative.set_text("")
+    assert tab.generate_button.isEnabled() and not tab.prompt_warning.isVisibleTo(tab)
+    assert tab.prompt.marked_count() == 0
+    # completion works on the word being typed, not on the whole text
+    tab.prompt.set_text("")
+    qtbot.keyClicks(tab.prompt, "a red sn")
+    assert tab.prompt.completer.completionPrefix() == "sn"
+    assert tab.prompt.completer.currentCompletion() == "sneaker"
+    tab.prompt.insert_completion("sneaker")
+    assert tab.prompt.text() == "a red sneaker "
+
+
+def test_ctrl_return_generates_and_the_history_brings_settings_back(tab, qtbot):
+    first = run(tab, qtbot, prompt="a photo of a coat", seed=21, steps=3, scheduler="euler_a", guidance=2.5,
+                negative="a bag", batch=2)
+    tab.prompt.set_text("a photo of a boot")
+    tab.seed.setValue(5)
+    tab.scheduler.setCurrentIndex(tab.scheduler.findData("ddpm"))
+    with qtbot.waitSignal(tab.generated, timeout=WAIT_MS):
+        qtbot.keyClick(tab.prompt, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    assert tab.gallery.count() == 2 and tab.gallery.keys() == [2, 1]  # newest first
+    restored = []
+    tab.settings_restored.connect(restored.append)
+    item = tab.gallery.item(1)
+    qtbot.mouseClick(tab.gallery.viewport(), Qt.MouseButton.LeftButton,
+                     pos=tab.gallery.visualItemRect(item).center())
+    assert restored and restored[0]["seed"] == 21
+    assert tab.prompt.text() == "a photo of a coat" and tab.negative.text() == "a bag"
+    assert (tab.seed.value(), tab.steps.value(), tab.scheduler.currentData(), tab.guidance.decimal(),
+            tab.batch.value()) == (21, 3, "euler_a", 2.5, 2)
+    assert tab.lock.isChecked() and np.array_equal(tab.shown, rgb(first.images))
+
+
+def test_saved_png_dropped_on_the_tab_restores_its_settings(tab, qtbot, tmp_path):
+    result = run(tab, qtbot, prompt="a photo of a shirt", negative="a coat", seed=11, steps=4, scheduler="euler_a",
+                 guidance=2.5, batch=2)
+    grid = tab.save_image(tmp_path / "grid.png")
+    single = tab.save_image(tmp_path / "one.png", index=1)
+    assert read_png_settings(grid) == result.settings
+    assert read_png_settings(single) == {**result.settings, "seed": 12, "batch": 1}
+    assert Image.open(single).size == (8, 8)
+    tab.apply_defaults()
+    tab.prompt.set_text("a bag")
+    tab.negative.set_text("")
+    restored = []
+    tab.settings_restored.connect(restored.append)
+    drop(tab, grid)
+    assert restored[-1] == result.settings
+    assert (tab.prompt.text(), tab.negative.text(), tab.seed.value(), tab.steps.value(), tab.scheduler.currentData(),
+            tab.guidance.decimal(), tab.batch.value()) == ("a photo of a shirt", "a coat", 11, 4, "euler_a", 2.5, 2)
+    assert tab.lock.isChecked() and "grid.png" in tab.status.text()
+    drop(tab, single)
+    assert (tab.seed.value(), tab.batch.value()) == (12, 1)
+    again = run(tab, qtbot)  # the single image's settings make that image again
+    assert np.array_equal(rgb(again.images)[0], np.asarray(Image.open(single).convert("RGB")))
+    # File > Save Output writes the batch into the output folder without overwriting
+    a, b = tab.save_output(tmp_path / "out"), tab.save_output(tmp_path / "out")
+    assert a != b and a.exists() and b.exists()
+
+
+def test_dropping_other_files_changes_nothing(tab, tmp_path):
+    plain = tmp_path / "plain.png"
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(plain)
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    gan = save_png(np.zeros((8, 8, 3), np.uint8), tmp_path / "gan.png", {"family": "gan", "seed": 3})
+    before = tab.request()
+    restored = []
+    tab.settings_restored.connect(restored.append)
+    drop(tab, plain)
+    assert "no generation settings" in tab.status.text() and "nothing changed" in tab.status.text()
+    drop(tab, text)
+    assert "not an image" in tab.status.text()
+    drop(tab, gan)
+    assert "gan model" in tab.status.text() and "nothing changed" in tab.status.text()
+    assert tab.request() == before and restored == [] and tab.status.property("role") == "error"
+
+
+def test_gif_export_has_one_frame_per_step(tab, qtbot, tmp_path):
+    assert not tab.gif_button.isEnabled()
+    run(tab, qtbot, prompt="a photo of a sandal", steps=6, scheduler="ddpm", seed=3)
+    with qtbot.waitSignal(tab.gif_saved, timeout=WAIT_MS) as sig:
+        tab.save_gif(tmp_path / "steps.gif")
+    gif = Image.open(sig.args[0])
+    assert gif.n_frames == 6 and min(gif.size) >= 256
+
+
+def test_a_failing_run_shows_in_the_status_and_the_tab_goes_on(tab, qtbot, monkeypatch):
+    def broken(request):
+        def job():
+            raise RuntimeError("the UNet fell over")
+            yield
+
+        return job()
+
+    real = tab.model.sample
+    monkeypatch.setattr(tab.model, "sample", broken)
+    tab.generate_button.click()
+    qtbot.waitUntil(lambda: "failed" in tab.status.text(), timeout=WAIT_MS)
+    assert "the UNet fell over" in tab.status.text() and tab.status.property("role") == "error"
+    assert tab.run is None and tab.generate_button.isEnabled()
+    monkeypatch.setattr(tab.model, "sample", real)
+    run(tab, qtbot, steps=2)
+    assert tab.status.property("role") == "muted"
+
+
+def test_no_model_shows_how_to_build_one(qtbot, tmp_path):
+    from genstudio.qt.qt_image import QtImageTab
+
+    jobs = JobManager()
+    ctx = StudioContext(registry=Registry([(tmp_path, "shipped")]), pool=SessionPool(SessionConfig(provider="cpu")),
+                        jobs=jobs, output_dir=lambda: tmp_path)
+    w = QtImageTab(ctx)
+    qtbot.addWidget(w)
+    assert "genstudio export diffusion --dataset synthfaces" in w.view.message and w.is_settled()
+    assert not w.generate_button.isEnabled() and w.generate() is None
+    jobs.shutdown()
