@@ -13,6 +13,7 @@ BENCHES: dict[str, str] = {
     "stall": "genstudio.qt.bench:bench_stall",
     "llm": "genstudio.cli.llm_bench:bench_llm",
     "gan": "genstudio.cli.gan_bench:bench_gan",
+    "diffusion": "genstudio.cli.diffusion_bench:bench_diffusion",
 }
 
 
