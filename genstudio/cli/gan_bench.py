@@ -13,7 +13,7 @@ import platform
 import statistics
 import time
 
-THREADS = 2
+THREADS = 1  # one thread each: on a shared 2-core machine, two torch threads stall on small ops
 RUNS = 30
 WARMUP = 5
 MODEL = "gan-synthfaces"
