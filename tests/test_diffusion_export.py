@@ -261,7 +261,8 @@ def test_checkpoints_resume_and_record_every_stage():
     assert info["step"] == 6 and info["data"]["dataset"] == "fashion-mnist" and len(info["stages"]) == 1
     shipped = load_tensors(folder / "diffusion.safetensors", "ema")
     assert all(torch.equal(v, load_tensors(ckpt, "ema")[k]) for k, v in shipped.items())
-    assert set(load_tensors(ckpt, "model")) == set(shipped)  # raw weights too
+    assert set(load_tensors(ckpt, "model")) == set(shipped)  # the training checkpoint has the raw weights too
+    assert not load_tensors(folder / "diffusion.safetensors", "model")  # the shipped one only the EMA
     cfg = diffusion_build("fashion-mnist", widths=(8, 16), blocks=1, attention=(1,), text_dim=16, text_layers=1,
                           steps=9, batch=8, n_train=40, data_dir=str(data))
     cfg.caption_draws = 100
@@ -272,6 +273,8 @@ def test_checkpoints_resume_and_record_every_stage():
     info = checkpoint_info(resumed)
     assert info["step"] == 9 and info["stages"][-1] == "resume (test)" and len(info["stages"]) == 2
     assert info["seconds"] >= checkpoint_info(ckpt)["seconds"]
+    with pytest.raises(ValueError, match="only the EMA weights"):
+        train_diffusion(cfg, resume=folder / "diffusion.safetensors")
 
 
 @pytest.mark.slow

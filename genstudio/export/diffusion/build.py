@@ -205,12 +205,14 @@ def build_diffusion(cfg: DiffusionBuild, out_root: Path, *, command: str,
         run = {"step": int(meta["step"]), "seconds": float(meta.get("seconds", 0.0)),
                "from_checkpoint": {"path": str(src), "step": int(meta["step"]),
                                    "stages": json.loads(meta.get("stages", "[]"))}}
-        (tmp / CHECKPOINT_FILE).write_bytes(src.read_bytes())
+        ckpt.save_ema_only(src, tmp / CHECKPOINT_FILE)
     else:
         trained = train_diffusion(cfg, report)
         ema, tok, losses = trained.ema, trained.data.tokenizer, trained.losses
         run = {"step": trained.step, "seconds": round(trained.seconds, 1)}
-        ckpt.save_checkpoint(tmp / CHECKPOINT_FILE, trained, _meta(cfg, tok, [command] if command else []))
+        full = ckpt.save_checkpoint(tmp / "training.safetensors", trained, _meta(cfg, tok, [command] if command else []))
+        ckpt.save_ema_only(full, tmp / CHECKPOINT_FILE)
+        full.unlink()
     steps = run["step"]
     started = time.perf_counter()
     total = steps + 3

@@ -40,6 +40,20 @@ def save_checkpoint(path: Path, run: DiffusionRun, meta: dict[str, str]) -> Path
     return path
 
 
+def save_ema_only(src: Path, dest: Path) -> Path:
+    """The checkpoint a model folder ships: the EMA weights (what the graphs were exported from) and the losses,
+    with src's metadata; half the size. Resuming a run needs the full file that --checkpoint-to wrote."""
+    from safetensors.torch import load_file, save_file
+
+    meta = {**read_metadata(src), "weights": "ema only (the raw weights stay in the training checkpoint)"}
+    tensors = {k: v for k, v in load_file(str(src)).items() if not k.startswith("model.")}
+    dest = Path(dest)
+    tmp = dest.with_name(dest.name + ".part")
+    save_file(tensors, str(tmp), metadata=meta)
+    tmp.replace(dest)
+    return dest
+
+
 def read_metadata(path: Path) -> dict[str, str]:
     from safetensors import safe_open
 
@@ -76,7 +90,11 @@ def load_model(path: Path, which: str = "ema") -> tuple[DiffusionModel, dict[str
 def restore_run(path: Path, run: DiffusionRun) -> dict[str, str]:
     """Load raw and EMA weights, step, seconds and losses into `run` (same architecture); returns the metadata."""
     meta = read_metadata(path)
-    run.model.load_state_dict(load_tensors(path, "model"))
+    raw = load_tensors(path, "model")
+    if not raw:
+        raise ValueError(f"{path} holds only the EMA weights (a shipped model's checkpoint); resume from the file "
+                         "that --checkpoint-to wrote")
+    run.model.load_state_dict(raw)
     run.ema.load_state_dict(load_tensors(path, "ema"))
     run.resume(int(meta["step"]), float(meta.get("seconds", 0.0)), load_losses(path))
     return meta
