@@ -254,3 +254,19 @@ def test_ancestral_samplers_draw_the_data_distribution(name):
         spread[n] = float(final.std())
     assert spread[1000] == pytest.approx(S, rel=0.03)
     assert spread[10] < spread[50] < spread[1000]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_scheduler_clips_the_predicted_x0_when_the_config_asks(name):
+    """A poor epsilon at high noise implies an x0 far outside the data; every scheduler keeps it in range (for
+    DPM-Solver++ this is the paper's thresholding for pixel-space models), and none does without clip_sample."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 1, 4, 4)).astype(np.float32)
+    eps = -3.0 * x  # wrong on purpose: x0 = (x - sigma eps) / alpha is huge
+    for config, bounded in ((CONFIG, True), (NO_CLIP, False)):
+        sched = make_scheduler(name, config)
+        sched.set_timesteps(10)
+        t = sched.timesteps[0]
+        x_in = x * np.float32(sched.init_noise_sigma)
+        out = sched.step(eps, t, x_in, np.random.default_rng(1))
+        assert (np.abs(out.pred_original_sample).max() <= 1.0 + 1e-6) == bounded

@@ -40,7 +40,7 @@ class SchedulerConfig:
     beta_start: float = 0.0001  # beta at t = 0
     beta_end: float = 0.02  # beta at t = T - 1
     prediction_type: str = "epsilon"  # what the model predicts; only "epsilon" is supported
-    clip_sample: bool = True  # clip the predicted x0 (DDPM and DDIM only, as in diffusers)
+    clip_sample: bool = True  # clip the predicted x0 (every scheduler here; diffusers clips in DDPM and DDIM only)
     clip_sample_range: float = 1.0  # to [-range, range]
     timestep_spacing: str = ""  # "" lets each scheduler use its own default; else linspace, leading, trailing
     steps_offset: int = 0  # added to "leading" timesteps (Stable Diffusion uses 1)

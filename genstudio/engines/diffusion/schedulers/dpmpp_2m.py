@@ -55,7 +55,10 @@ class DPMSolverPlusPlus2MScheduler(Scheduler):
         sigma_s, sigma_t = float(self.sigmas[i]), float(self.sigmas[i + 1])
         alpha_s, sig_s = self._vp(sigma_s)
         x = np.asarray(sample, np.float32)
-        x0 = (x - sig_s * np.asarray(model_output, np.float32)) / alpha_s  # data prediction
+        # data prediction, clipped to the data range when the config asks: DPM-Solver++'s thresholding for
+        # pixel-space models (section 5), without which a small model's x0 at high noise (divided by alpha_s,
+        # about 0.006 at t = 999 of a linear schedule) throws the early steps off
+        x0 = self._clip((x - sig_s * np.asarray(model_output, np.float32)) / alpha_s)
         if sigma_t == 0.0:  # the final step, first order: exp(-h) = 0 and sigma_t = 0 leave x0
             prev = x0
         else:

@@ -53,7 +53,7 @@ class EulerAncestralScheduler(Scheduler):
         sigma, sigma_next = float(self.sigmas[i]), float(self.sigmas[i + 1])
         eps = np.asarray(model_output, np.float32)
         x = np.asarray(sample, np.float32)
-        x0 = x - sigma * eps  # epsilon prediction in the VE view
+        x0 = self._clip(x - sigma * eps)  # epsilon prediction in the VE view, clipped as DPM++ 2M does
         sigma_up = math.sqrt(max(sigma_next ** 2 * (sigma ** 2 - sigma_next ** 2) / sigma ** 2, 0.0))
         sigma_down = math.sqrt(max(sigma_next ** 2 - sigma_up ** 2, 0.0))
         derivative = (x - x0) / sigma  # dx/dsigma = eps
