@@ -23,7 +23,7 @@ from genstudio import __version__
 # Modules that add commands; each has `register(groups: CommandGroups) -> None`.
 FAMILY_MODULES: list[str] = ["genstudio.cli.llm", "genstudio.cli.flow", "genstudio.cli.evaluator", "genstudio.cli.vae",
                             "genstudio.cli.gan", "genstudio.cli.diffusion", "genstudio.cli.image",
-                            "genstudio.cli.pixelcnn"]
+                            "genstudio.cli.pixelcnn", "genstudio.cli.compare"]
 
 
 @dataclass

@@ -1,0 +1,247 @@
+"""`genstudio compare` and `genstudio evaluate all`: every model family trained on one dataset, side by side.
+
+    genstudio compare --dataset fashion-mnist --out docs/compare --n 8 --seed 0            # grid, table, JSON
+    genstudio compare --dataset synthfaces --out /tmp/cmp --no-timing                      # manifest numbers only
+    genstudio evaluate all --dataset fashion-mnist --json                                   # recompute, into model.json
+
+`compare` writes DIR/comparison.png (one labelled column per model, row k = seed k in every column),
+DIR/comparison.md (the table, with the command and the date) and DIR/comparison.json (rows, timings, settings).
+`evaluate all` runs each family's own `genstudio evaluate <family>` in-process (the GAN, which has none, is
+scored here with the dataset's evaluator) and records the numbers in each model.json under metrics.evaluate
+(diffusion's own command writes its numbers at the top level, as it always does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import io
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from genstudio.cli.common import emit, session_pool
+
+DATASETS = ("fashion-mnist", "synthfaces")
+
+
+def register(groups) -> None:
+    p = groups.root.add_parser("compare", help="sample every model family of a dataset side by side: grid + table")
+    p.add_argument("--dataset", required=True, choices=DATASETS)
+    p.add_argument("--out", type=Path, required=True, help="folder for comparison.png, .md and .json")
+    p.add_argument("--n", type=int, default=8, help="samples per model (default 8; PixelCNN takes ~2 s each)")
+    p.add_argument("--seed", type=int, default=0, help="the seed every model samples with (default 0)")
+    p.add_argument("--no-timing", action="store_true", help="skip the live timings (use the manifests' numbers)")
+    p.add_argument("--max-seconds", type=float, default=60.0,
+                   help="skip a timing run expected to take longer than this (default 60)")
+    p.add_argument("--json", action="store_true", help="print the JSON summary")
+    p.add_argument("--provider", default=None, help="auto, cuda, directml, coreml or cpu")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0: all cores)")
+    p.set_defaults(handler=cmd_compare)
+
+    p = groups.evaluate.add_parser("all", help="recompute the numbers of every model trained on a dataset")
+    p.add_argument("--dataset", required=True, choices=DATASETS)
+    p.add_argument("--n", type=int, default=2000, help="samples for FID (VAE, GAN, diffusion; default 2000)")
+    p.add_argument("--pixelcnn-fid-samples", type=int, default=0,
+                   help="PixelCNN samples for FID (slow: ~2 s each; default 0 = bits/dim only)")
+    p.add_argument("--data", type=Path, help="the Fashion-MNIST idx folder (default: Debian's)")
+    p.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    p.add_argument("--provider", default=None, help="auto, cuda, directml, coreml or cpu")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0: all cores)")
+    p.set_defaults(handler=cmd_evaluate_all)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _entries(dataset: str):
+    from genstudio.cli import CliError
+    from genstudio.engines.compare import models_for
+    from genstudio.runtime.registry import Registry
+
+    entries = models_for(Registry(), dataset)
+    if not entries:
+        raise CliError(f"no ready generative model is trained on {dataset}; `genstudio models` lists what is here")
+    return entries
+
+
+# -- compare --------------------------------------------------------------------------------------------------
+def compare_command(args: argparse.Namespace) -> str:
+    words = ["genstudio", "compare", "--dataset", args.dataset, "--out", str(args.out), "--n", str(args.n),
+             "--seed", str(args.seed)]
+    if args.no_timing:
+        words.append("--no-timing")
+    elif args.max_seconds != 60.0:
+        words += ["--max-seconds", f"{args.max_seconds:g}"]
+    return shlex.join(words)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from genstudio.cli import CliError
+    from genstudio.engines.compare import (
+        comparison_grid,
+        markdown_table,
+        measure_timings,
+        sample_column,
+        shared_condition,
+        table_rows,
+    )
+    from genstudio.runtime.imaging import save_png
+    from genstudio.runtime.jobs import drive, text_bar
+
+    if args.n < 1:
+        raise CliError("--n must be at least 1")
+    entries = _entries(args.dataset)
+    pool = session_pool(args)
+    condition = shared_condition(entries, args.n, args.dataset)
+    columns, failed = [], {}
+    for e in entries:
+        try:
+            columns.append(drive(sample_column(e, pool, args.n, args.seed, condition), text_bar(e.name)))
+        except Exception as err:  # one broken model must not lose the others' columns
+            failed[e.name] = f"{type(err).__name__}: {err}"
+            print(f"genstudio: {e.name}: sampling failed: {failed[e.name]}", file=sys.stderr)
+    if not columns:
+        raise CliError("no model could be sampled: " + "; ".join(f"{k}: {v}" for k, v in failed.items()))
+    timings: dict[str, Any] = {}
+    if not args.no_timing:
+        for e in entries:
+            if e.name in failed:
+                continue
+            timings[e.name] = drive(measure_timings(e, pool, max_seconds=args.max_seconds, condition=condition),
+                                    text_bar(f"{e.name} timing"))
+    rows = table_rows(entries, timings or None)
+    command, date = compare_command(args), _now()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_png(comparison_grid(columns), out / "comparison.png",
+             {"command": command, "date": date, "models": [c.name for c in columns], "seed": args.seed})
+    md = [f"# Model comparison: {args.dataset}", "",
+          f"Made by `{command}` on {date}.", "",
+          markdown_table(rows).rstrip("\n"), "",
+          "![samples](comparison.png)", "",
+          f"Samples: {args.n} per model, seed {args.seed}, row k = the k-th sample of every model; "
+          f"conditional models: {condition.label}.", ""]
+    md += [f"- {c.name}: {_settings_line(c.settings)}" for c in columns]
+    md += [f"- {name}: no samples ({why})" for name, why in failed.items()]
+    (out / "comparison.md").write_text("\n".join(md) + "\n")
+    summary = {"dataset": args.dataset, "command": command, "date": date, "n": args.n, "seed": args.seed,
+               "condition": condition.label,
+               "columns": [{"name": c.name, "family": c.family, "seconds_per_sample": c.seconds_per_sample,
+                            "settings": c.settings} for c in columns],
+               "failed": failed, "rows": rows, "timings": timings,
+               "files": {k: str(out / f"comparison.{k}") for k in ("png", "md", "json")}}
+    (out / "comparison.json").write_text(json.dumps(summary, indent=2, default=_jsonable) + "\n")
+    emit(args, summary, f"{len(columns)} models on {args.dataset} -> {out}/comparison.png, .md, .json")
+    return 0 if not failed else 1
+
+
+def _settings_line(settings: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in settings.items() if k != "prompts" and v is not None) or "defaults"
+
+
+def _jsonable(v: Any) -> Any:
+    import numpy as np
+
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    return str(v)
+
+
+# -- evaluate all -----------------------------------------------------------------------------------------------
+def _run_family(argv: list[str]) -> dict:
+    """Run `genstudio <argv> --json` in this process; its JSON result, or {"error": ...}."""
+    from genstudio.cli import main
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = main(argv)
+    text = buf.getvalue().strip()
+    if rc != 0:
+        return {"error": f"`genstudio {shlex.join(argv)}` exited {rc}"}
+    try:
+        return json.loads(text[text.index("{"):])
+    except ValueError:
+        return {"error": f"`genstudio {shlex.join(argv)}` printed no JSON"}
+
+
+def _gan_numbers(entry, pool, n: int) -> dict:
+    """FID, precision/recall/coverage of n samples (numpy seed 0, truncation 1) with the dataset's evaluator."""
+    from genstudio.engines.evaluate import Evaluator, label_histogram
+    from genstudio.engines.gan import GanModel
+    from genstudio.runtime.jobs import drive, text_bar
+    from genstudio.runtime.registry import Registry
+
+    model = GanModel(entry, pool)
+    try:
+        evaluator = Evaluator.open(Registry(), model.dataset, pool)
+    except LookupError as e:
+        return {"error": str(e)}
+    images = drive(model.sample_job(n, 0, 1.0), text_bar(f"{entry.name} samples")).images
+    r = evaluator.report(images, k=5)
+    out = {"fid": round(r["fid"], 3), "fid_name": r["fid_name"], "fid_n_samples": n,
+           "precision_recall": {k: round(float(r[k]), 4) for k in ("precision", "recall", "density", "coverage")},
+           "fid_evaluator": {"name": evaluator.entry.name},
+           "fid_method": f"{n} samples, z from numpy seed 0, truncation 1.0, through ONNX Runtime, against the "
+                         f"test-set statistics shipped with {evaluator.entry.name}",
+           "recorded_fid": entry.manifest.metrics.get("fid")}
+    out_logits = evaluator.run(images).logits
+    if "class" in out_logits:
+        names = evaluator.heads["class"]
+        shares = label_histogram(out_logits["class"], len(names))
+        out["predicted_class_share"] = {k: round(float(v), 4) for k, v in zip(names, shares, strict=True)}
+    return out
+
+
+def _record(entry, result: dict, command: str) -> None:
+    from genstudio.runtime.manifest import Manifest
+
+    manifest = Manifest.load(entry.folder)
+    manifest.metrics["evaluate"] = {**{k: v for k, v in result.items() if not k.startswith("recorded_")},
+                                    "date": _now(), "command": command}
+    manifest.save(entry.folder)
+
+
+def cmd_evaluate_all(args: argparse.Namespace) -> int:
+    from genstudio.cli import CliError
+
+    if args.n < 6:
+        raise CliError("--n must be more than 5 (precision/recall use k = 5 neighbours)")
+    entries = _entries(args.dataset)
+    common = [*(["--provider", args.provider] if args.provider else []), "--threads", str(args.threads)]
+    data = ["--data", str(args.data)] if args.data else []
+    command = shlex.join(["genstudio", "evaluate", "all", "--dataset", args.dataset, "--n", str(args.n),
+                          "--pixelcnn-fid-samples", str(args.pixelcnn_fid_samples)])
+    results: dict[str, dict] = {}
+    for e in entries:
+        print(f"evaluating {e.name} ({e.family})", file=sys.stderr)
+        writes_itself = e.family in ("autoregressive", "diffusion")
+        if e.family == "vae":
+            r = _run_family(["evaluate", "vae", "--model", e.name, "--n", str(args.n), "--json", *data, *common])
+        elif e.family == "flow":
+            r = _run_family(["evaluate", "flow", "--model", e.name, "--json", *data, *common])
+        elif e.family == "autoregressive":  # records under metrics.evaluate itself (--write)
+            r = _run_family(["evaluate", "pixelcnn", "--model", e.name, "--json", "--write",
+                             "--fid-samples", str(args.pixelcnn_fid_samples), *data, *common])
+        elif e.family == "diffusion":  # records at the top level of metrics itself, as it always does
+            r = _run_family(["evaluate", "diffusion", "--model", e.name, "--n", str(args.n), "--json", *common])
+        elif e.family == "gan":  # no `evaluate gan`: scored here with the dataset's evaluator
+            r = _gan_numbers(e, session_pool(args), args.n)
+        else:
+            r = {"error": f"family {e.family} has no evaluation"}
+        saved = "error" not in r
+        if saved and not writes_itself:
+            _record(e, r, command)
+        r["saved"] = bool(saved)
+        results[e.name] = r
+    errors = {k: v["error"] for k, v in results.items() if "error" in v}
+    human = "\n".join(f"{k}: {'error: ' + v['error'] if 'error' in v else 'recomputed, saved to model.json'}"
+                      for k, v in results.items())
+    emit(args, {"dataset": args.dataset, "command": command, "date": _now(), "models": results}, human)
+    return 1 if errors else 0

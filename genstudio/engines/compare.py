@@ -1,0 +1,468 @@
+"""Model families side by side on one dataset: shared-seed sample columns, honest timings and one metrics table.
+
+    entries = models_for(registry, "fashion-mnist")               # vae, flow, gan, diffusion, autoregressive
+    cond = shared_condition(entries, n=8, dataset="fashion-mnist") # sample k asks for class k % 10
+    columns = [drive(sample_column(e, pool, 8, seed=0, condition=cond)) for e in entries]
+    grid = comparison_grid(columns)                                # uint8 (H, W, 3), one labelled column per model
+    timings = {e.name: drive(measure_timings(e, pool)) for e in entries}
+    print(markdown_table(table_rows(entries, timings)))
+
+Every number in a row comes from the model's manifest (what its build or `genstudio evaluate` measured) or from
+a timing measured here; a number nobody measured is None, never estimated into the table. numpy, ONNX Runtime
+and Pillow (for the column labels) only: no torch, no Qt.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Generator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from genstudio.engines.evaluate import DATASETS
+from genstudio.runtime.jobs import Progress
+from genstudio.runtime.registry import ModelEntry, Registry
+from genstudio.runtime.sessions import SessionPool
+
+FAMILIES = ("vae", "flow", "gan", "diffusion", "autoregressive")  # the order of columns and rows
+FAMILY_TITLES = {"vae": "VAE", "flow": "Flow", "gan": "GAN", "diffusion": "Diffusion",
+                 "autoregressive": "PixelCNN"}
+DEFAULT_MAX_SECONDS = 60.0  # a timing run expected to take longer than this is skipped, not run
+
+# -- which models ---------------------------------------------------------------------------------------------
+
+
+def dataset_of(entry: ModelEntry) -> str | None:
+    """The dataset a generative model was trained on: extra.dataset, else build.data.dataset, else (an image
+    flow, whose manifest names none) a known dataset named in the model's name. 2-D density flows: None."""
+    if not entry.ready:
+        return None
+    m = entry.manifest
+    if m.family == "flow" and m.extra.get("kind") != "image":
+        return None
+    named = m.extra.get("dataset") or (m.build.get("data") or {}).get("dataset")
+    if named:
+        return str(named)
+    if m.family == "flow":
+        for d in DATASETS:
+            if d in entry.name:
+                return d
+    return None
+
+
+def models_for(registry: Registry, dataset: str) -> list[ModelEntry]:
+    """The ready models of the generative families trained on `dataset`, in FAMILIES order, then by name."""
+    found = [e for e in registry.ready() if e.family in FAMILIES and dataset_of(e) == dataset]
+    return sorted(found, key=lambda e: (FAMILIES.index(e.family), e.name))
+
+
+def open_engine(entry: ModelEntry, pool: SessionPool):
+    """The engine object for a model of one of FAMILIES."""
+    if entry.family == "vae":
+        from genstudio.engines.vae import VaeModel
+
+        return VaeModel(entry, pool)
+    if entry.family == "flow":
+        from genstudio.engines.flow import ImageFlowModel
+
+        return ImageFlowModel(entry, pool)
+    if entry.family == "gan":
+        from genstudio.engines.gan import GanModel
+
+        return GanModel(entry, pool)
+    if entry.family == "diffusion":
+        from genstudio.engines.diffusion.pipeline import DiffusionModel
+
+        return DiffusionModel(entry, pool)
+    if entry.family == "autoregressive":
+        from genstudio.engines.pixelcnn import PixelCnnModel
+
+        return PixelCnnModel(entry, pool)
+    raise ValueError(f"{entry.name}: family {entry.family!r} is not compared (only {', '.join(FAMILIES)})")
+
+
+# -- what conditional models are asked for ---------------------------------------------------------------------
+@dataclass
+class Condition:
+    """What sample k asks a conditional model for; unconditional families ignore it."""
+
+    class_ids: np.ndarray | None = None  # (n,) class index per sample (PixelCNN), None: no class
+    captions: list[str] | None = None  # (n,) caption per sample (diffusion)
+    label: str = "unconditional"  # one line for the grid and the table
+
+    def captions_for(self, n: int) -> list[str] | None:
+        return None if not self.captions else [self.captions[k % len(self.captions)] for k in range(n)]
+
+
+def shared_condition(entries: Iterable[ModelEntry], n: int, dataset: str) -> Condition:
+    """Fashion-MNIST: sample k asks for class k % 10, as a class id and as the diffusion manifest's caption for
+    that class ("a photo of ..."). SynthFaces: sample k gets the diffusion model's example prompt k (cycled)."""
+    entries = list(entries)
+    diffusion = [e for e in entries if e.family == "diffusion"]
+    if dataset == "fashion-mnist":
+        captions = next((list(map(str, e.manifest.extra["classes"])) for e in diffusion
+                         if e.manifest.extra.get("classes")), None)
+        names = next((list(map(str, e.manifest.extra["class_names"])) for e in entries
+                      if e.manifest.extra.get("class_names")), None)
+        k = len(captions or names or []) or 10
+        ids = (np.arange(n) % k).astype(np.int64)
+        label = "sample k: class k % " + str(k) + (f" ({', '.join(names[:3])}, ...)" if names else "")
+        return Condition(ids, [captions[i] for i in ids] if captions else None, label)
+    prompts = next((list(map(str, e.manifest.extra["example_prompts"])) for e in diffusion
+                    if e.manifest.extra.get("example_prompts")), None)
+    if prompts:
+        return Condition(None, [prompts[k % len(prompts)] for k in range(n)],
+                         "sample k: the diffusion model's example prompt k (cycled)")
+    return Condition()
+
+
+# -- one column of samples --------------------------------------------------------------------------------------
+@dataclass
+class Column:
+    name: str
+    family: str
+    images: np.ndarray  # (n, C, H, W) float32 in [0, 1]
+    seconds_per_sample: float  # wall time of this column / n (sessions already open are not counted again)
+    settings: dict[str, Any] = field(default_factory=dict)  # what reproduces it
+
+    @property
+    def label(self) -> str:
+        return f"{FAMILY_TITLES.get(self.family, self.family)}\n{self.name}"
+
+
+def _relabel(job: Generator, name: str) -> Generator[Progress, None, Any]:
+    """Forward a job's progress with the model's name in front; returns the job's value."""
+    while True:
+        try:
+            p = next(job)
+        except StopIteration as stop:
+            return stop.value
+        yield Progress(getattr(p, "step", 0), getattr(p, "total", None), f"{name}: {getattr(p, 'message', '')}")
+
+
+def _sample(engine, entry: ModelEntry, n: int, seed: int, condition: Condition
+            ) -> Generator[Progress, None, tuple[np.ndarray, dict]]:
+    """(images (n, C, H, W) in [0, 1], settings) from one engine; the same seed for every family."""
+    defaults = entry.manifest.defaults
+    fam = entry.family
+    if fam == "vae":
+        t = float(defaults.get("temperature", 1.0))
+        yield Progress(0, 1, f"{entry.name}: decoding {n} prior samples")
+        images = engine.sample(n, seed, t)[1]
+        return images, {"seed": seed, "temperature": t}
+    if fam == "flow":
+        t = float(defaults.get("temperature", 0.7))
+        yield Progress(0, 1, f"{entry.name}: {n} samples")
+        return engine.sample(n, seed, t), {"seed": seed, "temperature": t}
+    if fam == "gan":
+        batch = yield from _relabel(engine.sample_job(n, seed, 1.0), entry.name)
+        return batch.images, {"seed": seed, "truncation": 1.0}
+    if fam == "diffusion":
+        prompts = condition.captions_for(n) or [""] * n
+        images = yield from _relabel(engine.sample_prompts(prompts, [seed + k for k in range(n)]), entry.name)
+        return images, {"seeds": f"{seed}..{seed + n - 1}", "prompts": prompts,
+                        "steps": engine.defaults.get("steps"), "guidance": engine.defaults.get("guidance")}
+    if fam == "autoregressive":
+        ids = condition.class_ids
+        cls = None if ids is None or not engine.n_classes else [int(i) % engine.n_classes for i in
+                                                                 np.resize(ids, n)]
+        t = float(defaults.get("temperature", 1.0))
+        images = yield from _relabel(engine.sample_job(n, seed, cls, t), entry.name)
+        return images, {"seed": seed, "temperature": t, "class_ids": cls}
+    raise ValueError(f"{entry.name}: family {fam!r} is not compared")
+
+
+def sample_column(entry: ModelEntry, pool: SessionPool, n: int, seed: int = 0,
+                  condition: Condition | None = None, engine=None) -> Generator[Progress, None, Column]:
+    """n samples of one model with a shared seed and condition, timed (a job: progress per chunk)."""
+    engine = engine or open_engine(entry, pool)
+    start = time.perf_counter()
+    images, settings = yield from _sample(engine, entry, n, seed, condition or Condition())
+    seconds = time.perf_counter() - start
+    images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
+    yield Progress(1, 1, f"{entry.name}: {n} samples in {seconds:.2f} s")
+    return Column(entry.name, entry.family, images, seconds / max(n, 1), settings)
+
+
+# -- timings ------------------------------------------------------------------------------------------------------
+def measure_timings(entry: ModelEntry, pool: SessionPool, batches: Sequence[int] = (1, 64), *,
+                    max_seconds: float = DEFAULT_MAX_SECONDS, repeats: int = 3, seed: int = 0,
+                    condition: Condition | None = None) -> Generator[Progress, None, dict]:
+    """Seconds per sample at each batch size, measured live after a warm-up (sessions open, first run done).
+
+    Each batch runs up to `repeats` times (the median counts) while the total stays under max_seconds. A batch
+    whose first run is expected (from the batch-1 time, linearly) to exceed max_seconds is not run: its entry
+    says "skipped" with the estimate, and seconds_per_sample stays None."""
+    engine = open_engine(entry, pool)
+    cond = condition or Condition()
+
+    def once(b: int) -> float:
+        t0 = time.perf_counter()
+        _drain(_sample(engine, entry, b, seed, cond))
+        return time.perf_counter() - t0
+
+    yield Progress(0, len(batches) + 1, f"{entry.name}: warm-up")
+    warm = once(1)
+    per_one = warm  # an upper bound until batch 1 is measured
+    out: dict[str, Any] = {"model": entry.name, "warmup_seconds": round(warm, 4), "max_seconds": max_seconds,
+                           "batches": {}}
+    for i, b in enumerate(batches):
+        estimate = per_one * b
+        if estimate > max_seconds:
+            out["batches"][str(b)] = {"seconds_per_sample": None, "skipped": True,
+                                      "estimated_seconds_per_sample": round(per_one, 6),
+                                      "why": f"one run estimated at {estimate:.0f} s > max_seconds {max_seconds:g}"}
+            yield Progress(i + 2, len(batches) + 1, f"{entry.name}: batch {b} skipped")
+            continue
+        runs: list[float] = []
+        spent = 0.0
+        while len(runs) < repeats and (not runs or spent + runs[-1] <= max_seconds):
+            t = once(b)
+            runs.append(t)
+            spent += t
+        per = float(np.median(runs)) / b
+        if b == 1:
+            per_one = per
+        out["batches"][str(b)] = {"seconds_per_sample": round(per, 6), "skipped": False, "runs": len(runs)}
+        yield Progress(i + 2, len(batches) + 1, f"{entry.name}: batch {b}, {per * 1000:.2f} ms per sample")
+    out["method"] = (f"median wall time of up to {repeats} runs per batch size / batch, after one warm-up run; "
+                     f"ONNX Runtime threads as configured; batches expected to exceed {max_seconds:g} s not run")
+    return out
+
+
+def _drain(job: Generator) -> Any:
+    while True:
+        try:
+            next(job)
+        except StopIteration as stop:
+            return stop.value
+
+
+# -- the table ------------------------------------------------------------------------------------------------------
+_FID_KEYS = ("fid", "fid_prior_samples", "fid_samples")  # gan/diffusion, vae, pixelcnn
+_PR_KEYS = ("precision_recall", "precision_recall_prior_samples", "precision_recall_samples")
+# Likelihoods: (key path, what it is). The VAE's is the negative ELBO: an upper bound on the true bits/dim.
+_BPD_KEYS = ((("test_bits_per_dim",), "exact"), (("heldout", "bits_per_dim"), "bound"),
+             (("bits_per_dim",), "bound"))
+COLUMNS = (  # key, Markdown header
+    ("family", "Family"), ("name", "Model"), ("fid", "FID"), ("precision", "Precision"), ("recall", "Recall"),
+    ("coverage", "Coverage"), ("class_accuracy", "Class acc."), ("prompt_adherence", "Prompt adherence"),
+    ("bits_per_dim", "Bits/dim"), ("ms_per_sample_b1", "ms/sample (b=1)"), ("ms_per_sample_b64", "ms/sample (b=64)"),
+    ("parameters", "Parameters"), ("size_mb", "Size (MB)"), ("train_minutes", "Training (min)"),
+)
+
+
+def _get(d: Mapping, *path: str) -> Any:
+    for key in path:
+        if not isinstance(d, Mapping) or key not in d:
+            return None
+        d = d[key]
+    return d
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def normalise_metrics(family: str, metrics: Mapping) -> dict[str, Any]:
+    """The comparable numbers of one family's metrics (build keys or `genstudio evaluate` keys), None if absent."""
+    out: dict[str, Any] = {}
+    fid_key = next((k for k in _FID_KEYS if _num(metrics.get(k)) is not None), None)
+    out["fid"] = _num(metrics.get(fid_key)) if fid_key else None
+    out["fid_of"] = {"fid_prior_samples": "prior samples", "fid_samples": "unconditional samples",
+                     "fid": "samples"}.get(fid_key or "", None)
+    out["fid_name"] = metrics.get("fid_name") or None
+    out["fid_evaluator"] = _get(metrics, "fid_evaluator", "name")
+    out["fid_n_samples"] = _num(metrics.get("fid_n_samples"))
+    pr = next((metrics[k] for k in _PR_KEYS if isinstance(metrics.get(k), Mapping)), None) or metrics
+    for key in ("precision", "recall", "coverage"):
+        out[key] = _num(pr.get(key))
+    acc = _num(metrics.get("class_accuracy"))
+    if acc is None:
+        acc = _num(_get(metrics, "class_conditional", "evaluator_accuracy"))
+    out["class_accuracy"] = acc
+    adh = metrics.get("prompt_adherence")
+    out["prompt_adherence"] = _num(adh.get("all_correct")) if isinstance(adh, Mapping) else _num(adh)
+    out["bits_per_dim"] = out["bits_per_dim_kind"] = None
+    for path, kind in _BPD_KEYS:
+        v = _num(_get(metrics, *path))
+        if v is not None:
+            exact = kind == "exact" and family != "vae"
+            out["bits_per_dim"] = v
+            out["bits_per_dim_kind"] = ("exact (test set)" if exact else
+                                        "upper bound (negative ELBO, held-out set)")
+            break
+    return out
+
+
+def _parameters(metrics: Mapping) -> tuple[int | None, str | None]:
+    """Parameters used to sample (a GAN's generator, a diffusion model's text encoder + UNet) and what they are."""
+    p = metrics.get("parameters")
+    if isinstance(p, Mapping):
+        if _num(p.get("total")) is not None:
+            return int(p["total"]), "total"
+        if _num(p.get("generator")) is not None:
+            return int(p["generator"]), "generator only"
+        vals = [v for v in p.values() if _num(v) is not None]
+        return (int(sum(vals)), "sum of parts") if vals else (None, None)
+    return (int(p), None) if _num(p) is not None else (None, None)
+
+
+def _manifest_timings(family: str, metrics: Mapping) -> tuple[float | None, float | None]:
+    """(seconds per sample at batch 1, at batch 64) as recorded by the build, where it recorded them."""
+    b1 = b64 = None
+    if family == "vae":
+        ms = _num(_get(metrics, "decode_latency_batch1", "onnxruntime_ms"))
+        b1 = ms / 1000.0 if ms is not None else None
+    elif family == "autoregressive":
+        b1 = _num(_get(metrics, "sampling", "seconds_1_image"))
+        if _get(metrics, "sampling", "batch_images") == 64:
+            b64 = _num(_get(metrics, "sampling", "seconds_per_image_in_batch"))
+    return b1, b64
+
+
+def onnx_bytes(entry: ModelEntry) -> int:
+    """Bytes of the model's ONNX graphs (with external data beside them): what inference loads."""
+    total = 0
+    for f in entry.manifest.onnx_files():
+        p = entry.folder / f.path
+        total += p.stat().st_size if p.exists() else 0
+        data = p.with_name(p.name + ".data")
+        total += data.stat().st_size if data.exists() else 0
+    return total
+
+
+def table_rows(entries: Iterable[ModelEntry], timings: Mapping[str, Mapping] | None = None) -> list[dict[str, Any]]:
+    """One row per model: quality, likelihood, speed and cost numbers; None where nothing was measured.
+
+    timings: measure_timings results by model name; without one, the manifest's recorded timings (if any).
+    A manifest's metrics["evaluate"] (written by `genstudio evaluate all`) wins over the build's numbers."""
+    rows = []
+    for e in entries:
+        m = e.manifest
+        metrics = m.metrics
+        row: dict[str, Any] = {"family": e.family, "name": e.name, "title": m.display_name,
+                               "dataset": dataset_of(e)}
+        row.update(normalise_metrics(e.family, metrics))
+        fresh = metrics.get("evaluate")
+        if isinstance(fresh, Mapping):
+            for k, v in normalise_metrics(e.family, fresh).items():
+                if v is not None:
+                    row[k] = v
+            row["evaluated_at"] = fresh.get("date")
+        row["parameters"], row["parameters_note"] = _parameters(metrics)
+        row["size_bytes"] = e.size_bytes()
+        row["size_mb"] = round(row["size_bytes"] / 1e6, 2)
+        row["onnx_bytes"] = onnx_bytes(e)
+        train = _num(_get(m.build, "seconds", "train"))
+        row["train_seconds"] = train
+        row["train_minutes"] = round(train / 60.0, 1) if train is not None else None
+        t = (timings or {}).get(e.name)
+        if t:
+            b1 = _get(t, "batches", "1", "seconds_per_sample")
+            b64 = _get(t, "batches", "64", "seconds_per_sample")
+            row["timing_source"] = "measured"
+            row["timing_skipped"] = [b for b, v in t.get("batches", {}).items() if v.get("skipped")]
+        else:
+            b1, b64 = _manifest_timings(e.family, metrics)
+            row["timing_source"] = "manifest" if b1 is not None or b64 is not None else None
+        row["seconds_per_sample_b1"], row["seconds_per_sample_b64"] = _num(b1), _num(b64)
+        row["ms_per_sample_b1"] = round(b1 * 1000.0, 3) if _num(b1) is not None else None
+        row["ms_per_sample_b64"] = round(b64 * 1000.0, 3) if _num(b64) is not None else None
+        rows.append(row)
+    return rows
+
+
+def _cell(key: str, v: Any) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        if key in ("precision", "recall", "coverage", "class_accuracy", "prompt_adherence"):
+            return f"{v:.3f}"
+        if key == "parameters":
+            return f"{int(v):,}"
+        if key in ("size_mb", "train_minutes"):
+            return f"{v:.1f}"
+        return f"{v:.3f}" if abs(v) < 100 else f"{v:.1f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """A GitHub Markdown table of the rows (– where a number is missing), with notes on what each number is."""
+    lines = ["| " + " | ".join(h for _, h in COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
+    for r in rows:
+        lines.append("| " + " | ".join(_cell(k, r.get(k)) for k, _ in COLUMNS) + " |")
+    notes = []
+    names = sorted({str(r["fid_name"]) for r in rows if r.get("fid_name")})
+    evaluators = sorted({str(r["fid_evaluator"]) for r in rows if r.get("fid_evaluator")})
+    if names:
+        notes.append(f"FID: {'; '.join(names)}" + (f", evaluator {', '.join(evaluators)}" if evaluators else "")
+                     + "; precision/recall/coverage: k-NN (k = 5) on the same features. VAE: prior samples; "
+                       "GAN: truncation 1.0; PixelCNN: unconditional samples.")
+    for r in rows:
+        if r.get("bits_per_dim_kind"):
+            notes.append(f"Bits/dim of {r['name']}: {r['bits_per_dim_kind']}.")
+    srcs = {r["name"]: r.get("timing_source") for r in rows}
+    notes.append("Time per sample: " + ", ".join(f"{k} {v or 'not recorded'}" for k, v in srcs.items()) + ".")
+    for r in rows:
+        if r.get("timing_skipped"):
+            notes.append(f"{r['name']}: batch {', '.join(r['timing_skipped'])} not timed (over the time limit).")
+        if r.get("parameters_note"):
+            notes.append(f"Parameters of {r['name']}: {r['parameters_note']}.")
+    notes.append("Size: the whole model folder on disk (ONNX graphs, checkpoint, shipped data). "
+                 "Training: build.seconds.train of the manifest. –: not measured.")
+    return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+
+
+# -- the grid -------------------------------------------------------------------------------------------------------
+def _to_rgb_u8(images: np.ndarray, size: int) -> np.ndarray:
+    """float (n, C, H, W) in [0, 1] to uint8 (n, size, size, 3), nearest-neighbour scaled (pixels stay visible)."""
+    x = np.asarray(images, np.float32)
+    if x.shape[1] == 1:
+        x = np.repeat(x, 3, axis=1)
+    x = x[:, :3].transpose(0, 2, 3, 1)  # (n, H, W, 3)
+    h, w = x.shape[1:3]
+    rows = (np.arange(size) * h // size).clip(0, h - 1)
+    cols = (np.arange(size) * w // size).clip(0, w - 1)
+    x = x[:, rows][:, :, cols]
+    return (np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def comparison_grid(columns: Sequence[Column], *, cell: int = 0, pad: int = 4, header: int = 34,
+                    background: int = 255) -> np.ndarray:
+    """One column per model (its samples top to bottom; row k = seed k's sample in every column), a label
+    above each column (family and model name), on a white ground. Returns uint8 (H, W, 3).
+
+    Tiles are cell x cell (default: the largest sample size, at least 64), nearest-neighbour scaled; a column
+    is as wide as its label needs (tiles centred in it)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    if not columns:
+        raise ValueError("no columns to draw")
+    font = ImageFont.load_default()
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    n = max(len(c.images) for c in columns)
+    cell = cell or max(64, max(int(c.images.shape[-1]) for c in columns))
+    widths = [max(cell, *(math.ceil(measure.textlength(line, font=font)) + 2 for line in c.label.split("\n")))
+              for c in columns]
+    width = sum(widths) + (len(columns) + 1) * pad
+    height = header + n * cell + (n + 1) * pad
+    grid = np.full((height, width, 3), background, np.uint8)
+    lefts = [pad + sum(widths[:j]) + j * pad for j in range(len(columns))]
+    for col, x0, w in zip(columns, lefts, widths, strict=True):
+        tiles = _to_rgb_u8(col.images, cell)
+        xt = x0 + (w - cell) // 2
+        for i, tile in enumerate(tiles):
+            y0 = header + pad + i * (cell + pad)
+            grid[y0:y0 + cell, xt:xt + cell] = tile
+    img = Image.fromarray(grid)
+    draw = ImageDraw.Draw(img)
+    for col, x0 in zip(columns, lefts, strict=True):
+        for k, line in enumerate(col.label.split("\n")):
+            draw.text((x0 + 1, 3 + 14 * k), line, fill=(0, 0, 0), font=font)
+    return np.asarray(img, np.uint8)
