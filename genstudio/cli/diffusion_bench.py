@@ -59,7 +59,12 @@ def bench_diffusion(*, model: str | None = None, threads: int = THREADS, runs: i
     from genstudio.runtime.jobs import drive
     from genstudio.runtime.sessions import SessionConfig, SessionPool
 
-    entry = pick_model("diffusion", model or "diffusion-synthfaces")
+    if model is None:  # the faces model when it is installed, else the first diffusion model
+        from genstudio.runtime.registry import Registry
+
+        names = [e.name for e in Registry().entries() if e.family == "diffusion" and e.ready]
+        model = "diffusion-synthfaces" if "diffusion-synthfaces" in names else None
+    entry = pick_model("diffusion", model)
     pool = SessionPool(SessionConfig(provider="cpu", threads=threads))
     ort_model, eager_model = DiffusionModel(entry, pool), _eager(entry, pool)
     torch.set_num_threads(threads)
