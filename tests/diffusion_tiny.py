@@ -96,40 +96,15 @@ def _modules(vocab_size: int, gain: float, seed: int):
 
 
 def _export_unet(unet, path: Path) -> None:
-    """save_onnx for three inputs, each with a dynamic batch axis (the same quieting and clean-up)."""
-    import contextlib
-    import io
-    import logging
-    import warnings
-
-    import onnx
+    """The three-input UNet graph through the pipeline's own exporter."""
     import torch
 
-    from genstudio.export.onnx_io import OPSET
+    from genstudio.export.onnx_io import save_onnx
 
     c, h, w = IMAGE_SHAPE
-    batch = torch.export.Dim("batch", min=1, max=1024)
     example = (torch.randn(2, c, h, w), torch.tensor([999.0, 10.5]), torch.randn(2, MAX_LENGTH, TEXT_DIM))
-    log = logging.getLogger("torch.onnx")
-    level = log.level
-    log.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
-            warnings.simplefilter("ignore")
-            program = torch.onnx.export(unet, example, dynamo=True, opset_version=OPSET, verbose=False,
-                                        input_names=["sample", "timestep", "encoder_hidden_states"],
-                                        output_names=["noise_pred"],
-                                        dynamic_shapes=({0: batch}, {0: batch}, {0: batch}), external_data=False)
-    finally:
-        log.setLevel(level)
-    program.optimize()
-    proto = program.model_proto
-    for node in proto.graph.node:
-        del node.metadata_props[:]
-        node.doc_string = ""
-    onnx.checker.check_model(proto)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save_model(proto, str(path))
+    save_onnx(unet, example, path, input_names=["sample", "timestep", "encoder_hidden_states"],
+              output_names=["noise_pred"])
 
 
 def write_diffusion_folder(folder: Path, *, name: str = TINY, gain: float = 0.5, seed: int = 0,

@@ -10,11 +10,6 @@ The batch axis is dynamic; T, C, H and W are fixed. The timestep is the training
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
-import warnings
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +18,7 @@ import torch.nn as nn
 
 from genstudio.export.diffusion.text_encoder import TextEncoder
 from genstudio.export.diffusion.unet import UNet
-from genstudio.export.onnx_io import OPSET, ort_session
+from genstudio.export.onnx_io import ort_session, save_onnx
 
 TEXT_ENCODER_FILE, UNET_FILE = "text_encoder/model.onnx", "unet/model.onnx"
 
@@ -40,52 +35,17 @@ class UNetGraph(nn.Module):
         return self.unet(sample, timestep, encoder_hidden_states)
 
 
-def save_graph(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path, *, input_names: Sequence[str],
-               output_names: Sequence[str], opset: int = OPSET, producer: str = "genstudio.export") -> Path:
-    """genstudio.export.onnx_io.save_onnx for several inputs: the dynamo exporter, axis 0 of every input
-    shared as one dynamic batch, node metadata and value_info stripped, written atomically."""
-    import onnx
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    module = module.eval()
-    batch = torch.export.Dim("batch", min=1, max=1 << 20)
-    exporter_log = logging.getLogger("torch.onnx")
-    level = exporter_log.level
-    exporter_log.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
-            warnings.simplefilter("ignore")
-            program = torch.onnx.export(module, args, dynamo=True, opset_version=opset, verbose=False,
-                                        input_names=list(input_names), output_names=list(output_names),
-                                        dynamic_shapes=tuple({0: batch} for _ in args), external_data=False)
-    finally:
-        exporter_log.setLevel(level)
-    program.optimize()
-    proto = program.model_proto
-    for node in proto.graph.node:  # the exporter's per-node notes hold stack traces with local paths
-        del node.metadata_props[:]
-        node.doc_string = ""
-    del proto.graph.value_info[:]
-    proto.producer_name = producer
-    onnx.checker.check_model(proto)
-    tmp = path.with_name(path.name + ".part")
-    onnx.save_model(proto, str(tmp))
-    tmp.replace(path)
-    return path
-
-
 def export_graphs(text_encoder: TextEncoder, unet: UNet, folder: Path) -> dict[str, str]:
     """Write both graphs under `folder`; returns {role: relative path}."""
     folder = Path(folder)
     t, u = text_encoder.cfg, unet.cfg
     gen = torch.Generator().manual_seed(0)
     ids = torch.randint(0, t.vocab_size, (2, t.max_length), generator=gen)
-    save_graph(text_encoder, (ids,), folder / TEXT_ENCODER_FILE, input_names=["input_ids"],
+    save_onnx(text_encoder, (ids,), folder / TEXT_ENCODER_FILE, input_names=["input_ids"],
                output_names=["hidden"])
     args = (torch.randn(2, u.channels, u.size, u.size, generator=gen), torch.tensor([10.0, 500.5]),
             torch.randn(2, t.max_length, t.dim, generator=gen))
-    save_graph(UNetGraph(unet), args, folder / UNET_FILE,
+    save_onnx(UNetGraph(unet), args, folder / UNET_FILE,
                input_names=["sample", "timestep", "encoder_hidden_states"], output_names=["noise_pred"])
     return {"text_encoder": TEXT_ENCODER_FILE, "unet": UNET_FILE}
 

@@ -19,13 +19,9 @@ is measured through ONNX Runtime by the engine code the studio and `genstudio ev
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import io
-import logging
 import math
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,7 +33,7 @@ from genstudio.engines import evaluate as ev
 from genstudio.engines.pixelcnn import PixelCnnModel
 from genstudio.export.artifacts import publish, staging_folder
 from genstudio.export.data import fashion_mnist
-from genstudio.export.onnx_io import OPSET, ort_session, versions
+from genstudio.export.onnx_io import batch_dim, ort_session, save_onnx, versions
 from genstudio.export.pixelcnn.model import LogitsGraph, PixelCNN, PixelCnnConfig, parameter_count
 from genstudio.export.pixelcnn.train import load_checkpoint, save_run, train_pixelcnn
 from genstudio.export.trainer import TrainerConfig
@@ -71,37 +67,10 @@ class PixelCnnBuild:
 
 
 def save_logits_onnx(model: PixelCNN, path: Path, example_x: torch.Tensor, example_cls: torch.Tensor) -> Path:
-    """Export LogitsGraph with the dynamo exporter: inputs x, class; output logits; batch and height dynamic.
-    (onnx_io.save_onnx's steps for a graph with two inputs.)"""
-    import onnx
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    batch = torch.export.Dim("batch", min=1, max=1 << 20)
-    height = torch.export.Dim("height", min=1, max=model.cfg.size)
-    exporter_log = logging.getLogger("torch.onnx")
-    level = exporter_log.level
-    exporter_log.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
-            warnings.simplefilter("ignore")
-            program = torch.onnx.export(LogitsGraph(model), (example_x, example_cls), dynamo=True, opset_version=OPSET,
-                                        verbose=False, input_names=["x", "class"], output_names=["logits"],
-                                        dynamic_shapes=({0: batch, 2: height}, {0: batch}), external_data=False)
-    finally:
-        exporter_log.setLevel(level)
-    program.optimize()
-    proto = program.model_proto
-    for node in proto.graph.node:  # the exporter's notes hold stack traces with local paths
-        del node.metadata_props[:]
-        node.doc_string = ""
-    del proto.graph.value_info[:]
-    proto.producer_name = "genstudio.export"
-    onnx.checker.check_model(proto)
-    tmp = path.with_name(path.name + ".part")
-    onnx.save_model(proto, str(tmp))
-    tmp.replace(path)
-    return path
+    """Export LogitsGraph: inputs x and class, output logits; batch and height dynamic."""
+    batch, height = batch_dim(), torch.export.Dim("height", min=1, max=model.cfg.size)
+    return save_onnx(LogitsGraph(model), (example_x, example_cls), path, input_names=["x", "class"],
+                     output_names=["logits"], dynamic_shapes=({0: batch, 2: height}, {0: batch}))
 
 
 def parity(model: PixelCNN, onnx_path: Path, u8: np.ndarray, labels: np.ndarray) -> dict:
