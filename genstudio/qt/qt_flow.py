@@ -27,7 +27,7 @@ from genstudio.engines.flow import FlowModel, FlowView, is_2d_flow, load_view
 from genstudio.engines.flow_render import colorize, histogram, scale_counts, scale_log_density
 from genstudio.qt.qt_context import StudioContext, TabSpec
 from genstudio.qt.qt_flow_view import QtDensityPlot
-from genstudio.qt.qt_jobs import JobFailure, JobSlots, QtJob
+from genstudio.qt.qt_jobs import JobSlots, QtJob
 from genstudio.qt.qt_widgets import fill_model_box
 
 SUBSTEPS = 20  # slider positions between two layers (the animation moves through them smoothly)
@@ -48,7 +48,8 @@ class QtFlowTab(QWidget):
         self.ctx = ctx
         self.model: FlowModel | None = None
         self.view: FlowView | None = None
-        self.slots = JobSlots(ctx.jobs, "flow", on_failed=self._on_failed, on_progress=self._on_progress)
+        self.slots = JobSlots.reporting(ctx.jobs, "flow", "Flow", lambda text: self.status.setText(text),
+                                          ctx.show_status)
         self._position = 0.0  # the layer shown, fractional: 0 = Gaussian base, L = data
 
         self.model_box = QComboBox()
@@ -144,15 +145,6 @@ class QtFlowTab(QWidget):
                     self._on_samples)
 
     # -- job results (GUI thread) ------------------------------------------------------------------
-    def _on_progress(self, p) -> None:
-        msg = getattr(p, "message", "")
-        if msg:
-            self.status.setText(msg)
-
-    def _on_failed(self, failure: JobFailure) -> None:
-        self.status.setText(f"failed: {failure.message}")
-        self.ctx.show_status(f"Flow: {failure.message}")
-
     def _on_view(self, result: tuple[FlowModel, FlowView]) -> None:
         self.model, self.view = result
         n_layers = self.view.sample_layers.shape[0] - 1

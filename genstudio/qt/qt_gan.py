@@ -31,7 +31,7 @@ from genstudio.engines.gan import GanModel, is_gan, nearby, seeded_z
 from genstudio.qt.qt_context import StudioContext
 from genstudio.qt.qt_gan_widgets import QtDirectionSliders, QtFaceGrid
 from genstudio.qt.qt_images import QtImageView
-from genstudio.qt.qt_jobs import JobFailure, JobSlots
+from genstudio.qt.qt_jobs import JobSlots
 from genstudio.qt.qt_widgets import QtCard, fill_model_box, label
 from genstudio.runtime.imaging import make_grid, save_gif, save_png, to_uint8
 from genstudio.runtime.jobs import Progress
@@ -112,7 +112,8 @@ class QtGanTab(QWidget):
         self._pending_psi: float | None = None
         self._play_index = 0
         self._vary_count = 0
-        self.slots = JobSlots(ctx.jobs, "gan", on_failed=self._on_failed, on_progress=self._on_progress)
+        self.slots = JobSlots.reporting(ctx.jobs, "gan", "GAN", lambda text: self.status.setText(text),
+                                          ctx.show_status)
 
         self.model_box = QComboBox()
         self.model_box.setMinimumContentsLength(22)
@@ -243,14 +244,6 @@ class QtGanTab(QWidget):
         return card
 
     # -- jobs and models ----------------------------------------------------------------------------------
-    def _on_progress(self, p) -> None:
-        if getattr(p, "message", ""):
-            self.status.setText(p.message)
-
-    def _on_failed(self, failure: JobFailure) -> None:
-        self.status.setText(f"failed: {failure.message}")
-        self.ctx.show_status(f"GAN: {failure.message}")
-
     def is_settled(self) -> bool:
         """For `genstudio shot`: faces are drawn and no job is running."""
         return not self.model_box.count() or (bool(self.faces) and not self.slots.running())

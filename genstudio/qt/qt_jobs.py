@@ -276,6 +276,23 @@ class JobSlots:
             job.progressed.connect(lambda p, j=job: self._if_current(kind, j, self.on_progress, p))
         return job
 
+    @classmethod
+    def reporting(cls, manager: JobManager, label: str, title: str, status: Callable[[str], None],
+                  show_status: Callable[[str], None]) -> JobSlots:
+        """Slots whose progress messages go to a tab's status line (`status`) and whose failures go there
+        and to the window's status bar (`show_status`, prefixed with the tab's `title`)."""
+
+        def progressed(p: Any) -> None:
+            message = getattr(p, "message", "")
+            if message:
+                status(message)
+
+        def failed(failure: JobFailure) -> None:
+            status(f"failed: {failure.message}")
+            show_status(f"{title}: {failure.message}")
+
+        return cls(manager, label, on_failed=failed, on_progress=progressed)
+
     def _if_current(self, kind: str, job: QtJob, fn: Callable[[Any], None], value: Any) -> None:
         if self.jobs.get(kind) is job:
             fn(value)

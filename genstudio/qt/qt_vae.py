@@ -32,7 +32,7 @@ from genstudio.engines.vae_view import (
     to_rgb_u8,
 )
 from genstudio.qt.qt_context import StudioContext, TabSpec
-from genstudio.qt.qt_jobs import JobFailure, JobSlots, QtJob
+from genstudio.qt.qt_jobs import JobSlots, QtJob
 from genstudio.qt.qt_vae_encode import VaeEncodeMixin
 from genstudio.qt.qt_vae_map import QtLatentMap
 from genstudio.qt.qt_vae_panels import POINTS, QtDecodePanel, QtEncodePanel, QtPointsPanel
@@ -56,7 +56,8 @@ class QtVaeTab(VaeEncodeMixin, QWidget):
         self.ctx = ctx
         self.view: VaeView | None = None
         # one job per kind, newest wins: load, mosaic, decode, encode, interpolate, gif
-        self.slots = JobSlots(ctx.jobs, "vae", on_failed=self._on_failed, on_progress=self._on_progress)
+        self.slots = JobSlots.reporting(ctx.jobs, "vae", "VAE", lambda text: self.status.setText(text),
+                                          ctx.show_status)
         self.current: np.ndarray | None = None  # the cursor's latent point
         self.points: dict[str, np.ndarray] = {}
         self.path: np.ndarray | None = None  # (K, latent) interpolation path
@@ -133,14 +134,6 @@ class QtVaeTab(VaeEncodeMixin, QWidget):
     # -- jobs ------------------------------------------------------------------------------------------
     def _start(self, kind: str, gen, on_done) -> QtJob:
         return self.slots.start(kind, gen, on_done)
-
-    def _on_progress(self, p) -> None:
-        if getattr(p, "message", ""):
-            self.status.setText(p.message)
-
-    def _on_failed(self, failure: JobFailure) -> None:
-        self.status.setText(f"failed: {failure.message}")
-        self.ctx.show_status(f"VAE: {failure.message}")
 
     def is_settled(self) -> bool:
         """For `genstudio shot`: the map is drawn and no job is running."""
