@@ -33,7 +33,7 @@ from genstudio.qt.qt_gan_widgets import QtDirectionSliders, QtFaceGrid
 from genstudio.qt.qt_images import QtImageView
 from genstudio.qt.qt_jobs import JobSlots
 from genstudio.qt.qt_widgets import QtCard, fill_model_box, label
-from genstudio.runtime.imaging import make_grid, save_gif, save_png, to_uint8
+from genstudio.runtime.imaging import make_grid, ping_pong, save_gif, save_png, to_uint8
 from genstudio.runtime.jobs import Progress
 
 GRID_SIZES = (3, 4, 5, 6)  # faces per side
@@ -441,9 +441,7 @@ class QtGanTab(QWidget):
         if frames is None:
             self.play.setChecked(False)
             return
-        n = len(frames)
-        k = self._play_index % (2 * n - 2 or 1)
-        self.morph_preview.set_image(frames[k if k < n else 2 * n - 2 - k])
+        self.morph_preview.set_image(frames[ping_pong(self._play_index, len(frames))])
         self._play_index += 1
 
     def save_gif(self, path: Path):

@@ -390,12 +390,12 @@ class QtVaeTab(VaeEncodeMixin, QWidget):
                 self.points_panel.play.setChecked(False)
 
     def _tick(self) -> None:
+        from genstudio.runtime.imaging import ping_pong
+
         if self.path is None:
             self.points_panel.play.setChecked(False)
             return
-        k = self._play_index % (2 * len(self.path) - 2 or 1)
-        i = k if k < len(self.path) else 2 * len(self.path) - 2 - k  # forth and back
-        self.set_current(self.path[i])
+        self.set_current(self.path[ping_pong(self._play_index, len(self.path))])
         self._play_index += 1
 
     def save_gif(self, path: Path) -> QtJob | None:

@@ -85,6 +85,12 @@ def read_png_settings(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def ping_pong(index: int, n: int) -> int:
+    """The frame to show at tick `index` when playing n frames forth and back (0, 1, .., n-1, n-2, .., 1, 0, ..)."""
+    k = index % (2 * n - 2 or 1)
+    return k if k < n else 2 * n - 2 - k
+
+
 def save_gif(frames: Sequence[np.ndarray], path: Path, *, fps: float = 12.0, scale: int = 1,
              hold_last: float = 1.0) -> Path:
     """An animated GIF from uint8 frames [H, W, C]; `scale` enlarges with nearest neighbours."""
