@@ -90,8 +90,8 @@ def paced(job, run: Generation):
             except StopIteration as stop:
                 return stop.value
             step = p.preview
-            if isinstance(step, DiffusionStep) and step.x0 is not None:
-                run.x0.append((step.x0 * 255.0 + 0.5).astype(np.uint8))
+            if isinstance(step, DiffusionStep) and step.frame is not None:
+                run.x0.append(step.frame)
                 if step.noisy is not None:
                     run.noisy.append((step.noisy * 255.0 + 0.5).astype(np.uint8))
             run.gate.wait(PACE_S)

@@ -82,6 +82,7 @@ class DiffusionStep:
     noisy: np.ndarray | None  # (B, C, H, W) float32 in [0, 1]: the sample after this step (preview "noisy" only)
     elapsed: float  # seconds since the job started
     preview: str = "x0"  # which one the request asked to show
+    frame: np.ndarray | None = None  # x0 as uint8 (B, C, H, W): the filmstrip's frame of this step
 
     @property
     def image(self) -> np.ndarray | None:
@@ -360,18 +361,19 @@ class DiffusionModel(ModelFolder):
             eps = self._unet(sched.scale_model_input(x, t), float(t), cond, uncond, float(r.guidance))
             out = sched.step(eps, t, x, noise)
             x = out.prev_sample
-            x0 = noisy = None
+            x0 = noisy = frame = None
             if r.preview != "none":
                 x0 = to_unit(out.pred_original_sample, vr)
+                frame = to_u8(x0)
                 if film is not None:
-                    film.append(to_u8(x0))
+                    film.append(frame)
                 if r.preview == "noisy":
                     # the sample as the model would see it next: the variance-preserving x_t
                     view = sched.scale_model_input(x, timesteps[i + 1]) if i + 1 < total else x
                     noisy = to_unit(view, vr)
             elapsed = time.perf_counter() - start
             yield Progress(i + 1, total, f"step {i + 1}/{total}, {(i + 1) / max(elapsed, 1e-9):.1f} steps/s",
-                           preview=DiffusionStep(i, total, float(t), x0, noisy, elapsed, r.preview))
+                           preview=DiffusionStep(i, total, float(t), x0, noisy, elapsed, r.preview, frame))
         return to_unit(x, vr)
 
 
