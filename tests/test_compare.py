@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shlex
 import shutil
 import tempfile
 from pathlib import Path
@@ -114,15 +115,16 @@ def test_columns_share_seed_and_condition_and_make_a_grid(root, pool):
     again = drive(compare.sample_column(entries[2], pool, 3, seed=5, condition=cond))
     assert np.array_equal(again.images, by["gan-fashion-mnist"].images)  # same seed, same samples
 
-    grid = compare.comparison_grid(columns, pad=4, header=34)
+    grid = compare.comparison_grid(columns, pad=4)
     cell = 64  # at least 64 pixels: 28x28 and the diffusion's 8x8 are scaled up alike
-    assert grid.dtype == np.uint8 and grid.shape[0] == 34 + 3 * cell + 4 * 4 and grid.shape[2] == 3
+    header = (10 + 4) * 3 + 6  # three label lines (family, name, time per sample) of the default 10 px font
+    assert grid.dtype == np.uint8 and grid.shape[0] == header + 3 * cell + 4 * 4 and grid.shape[2] == 3
     assert grid.shape[1] >= 5 * cell + 6 * 4  # a column is at least a tile wide, wider for a long name
-    tile_rows = grid[34 + 4:34 + 4 + cell].min(axis=(0, 2)) < 255  # columns holding some non-white tile pixel
+    tile_rows = grid[header + 4:header + 4 + cell].min(axis=(0, 2)) < 255  # columns with a non-white tile pixel
     starts = np.flatnonzero(tile_rows[1:] & ~tile_rows[:-1]) + 1
     assert len(starts) + int(tile_rows[0]) == 5  # one block of tiles per model
-    assert (grid[:34] < 128).any()  # the labels were drawn
-    assert (grid[:34, :4] == 255).all()  # left margin stays white
+    assert (grid[:header] < 128).any()  # the labels were drawn
+    assert (grid[:header, :4] == 255).all()  # left margin stays white
 
 
 def test_table_rows_use_manifest_numbers_and_none_for_missing(root):
@@ -172,14 +174,15 @@ def cli_registered(monkeypatch):
         monkeypatch.setattr(cli, "FAMILY_MODULES", [*cli.FAMILY_MODULES, "genstudio.cli.compare"])
 
 
-def test_cli_compare_writes_three_files(root, cli_registered, tmp_path, capsys):
+def test_cli_compare_writes_the_four_report_files(root, cli_registered, tmp_path, capsys):
     from genstudio.cli import main
     from genstudio.runtime.imaging import read_png_settings
 
     out = tmp_path / "cmp"
     assert main(["compare", "--dataset", "fashion-mnist", "--out", str(out), "--n", "2", "--no-timing",
                  "--threads", "1"]) == 0
-    assert {p.name for p in out.iterdir()} == {"comparison.png", "comparison.md", "comparison.json"}
+    assert {p.name for p in out.iterdir()} == {"comparison.png", "comparison-chart.png", "comparison.md",
+                                               "comparison.json"}
     data = json.loads((out / "comparison.json").read_text())
     assert [r["name"] for r in data["rows"]] == FMNIST and data["timings"] == {}
     assert data["command"].startswith("genstudio compare --dataset fashion-mnist")
@@ -221,3 +224,246 @@ def test_cli_evaluate_all_records_numbers(cli_registered, monkeypatch, tmp_path,
     rows = {r["name"]: r for r in compare.table_rows(compare.models_for(Registry(), "fashion-mnist"))}
     assert rows["gan-fashion-mnist"]["evaluated_at"] is not None
     assert rows["flow-fashion-mnist"]["bits_per_dim"] != 3.9  # the recomputed number wins
+
+
+# -- the comparison as one job, the chart, the report ---------------------------------------------------------------
+def _entries(*names: str) -> list:
+    reg = Registry()
+    return [reg.get(n) for n in names]
+
+
+def _fake_columns(n: int = 2) -> list[compare.Column]:
+    rng = np.random.default_rng(0)
+    return [compare.Column("gan-a", "gan", rng.random((n, 1, 28, 28), dtype=np.float32), 0.002,
+                           {"seed": 7, "truncation": 1.0}),
+            compare.Column("a-much-longer-diffusion-name", "diffusion", rng.random((n, 3, 8, 8), dtype=np.float32),
+                           1.5, {"seeds": "7..8", "prompts": ["a top", "a bag"], "steps": None, "guidance": 3.0})]
+
+
+def _table_lines(md: str) -> list[str]:
+    return [line for line in md.splitlines() if line.startswith("|")]
+
+
+def test_compare_job_previews_grow_and_record_providers(root, pool):
+    entries = compare.models_for(Registry(), "fashion-mnist")
+    items = []
+    state = drive(compare.compare_job(entries, pool, "fashion-mnist", n=2, seed=3, timing=False), items.append)
+    assert [c.name for c in state.columns] == FMNIST and state.failed == {}
+    assert state.timings == {} and state.timing is False  # no timing asked: nothing measured
+    assert state.providers == ["CPUExecutionProvider"] and (state.n, state.seed) == (2, 3)
+    assert state.condition.class_ids.tolist() == [0, 1]  # the shared condition of the dataset
+    assert all(c.images.shape[0] == 2 for c in state.columns)
+    assert items and all(isinstance(p.preview, compare.CompareState) for p in items)
+    counts = [len(p.preview.columns) for p in items]
+    assert counts == sorted(counts) and counts[0] == 0 and counts[-1] == len(FMNIST)
+    assert set(counts) == set(range(len(FMNIST) + 1))  # one more column after each model
+    assert all(p.total == len(FMNIST) for p in items) and items[-1].step == len(FMNIST)
+    assert [p.step for p in items] == sorted(p.step for p in items)
+    assert items[0].preview.columns is not state.columns and len(items[0].preview.columns) == 0  # a snapshot
+    assert all(p.preview.timings == {} for p in items)
+    sampled = [p.message for p in items if p.message.endswith(": sampled")]
+    assert sampled == [f"{n}: sampled" for n in FMNIST]
+
+
+def test_compare_job_keeps_going_past_a_failing_model(root, pool, monkeypatch):
+    real = compare.open_engine
+    calls: dict[str, int] = {}
+
+    def flaky(entry, p):
+        calls[entry.name] = calls.get(entry.name, 0) + 1
+        if entry.family == "gan":
+            raise RuntimeError("broken graph")
+        if entry.family == "flow" and calls[entry.name] > 1:  # samples fine, then fails to open for the timing
+            raise OSError("disk gone")
+        return real(entry, p)
+
+    monkeypatch.setattr(compare, "open_engine", flaky)
+    entries = _entries("vae-fashion-mnist", "gan-fashion-mnist", "flow-fashion-mnist")
+    items = []
+    state = drive(compare.compare_job(entries, pool, "fashion-mnist", n=2, timing=True, max_seconds=5.0),
+                  items.append)
+    assert [c.name for c in state.columns] == ["vae-fashion-mnist", "flow-fashion-mnist"]
+    assert state.failed == {"gan-fashion-mnist": "RuntimeError: broken graph",
+                            "flow-fashion-mnist": "timing: OSError: disk gone"}
+    assert list(state.timings) == ["vae-fashion-mnist"]  # the failed model is not timed at all
+    vae = state.timings["vae-fashion-mnist"]["batches"]
+    assert vae["1"]["seconds_per_sample"] > 0 and vae["64"]["seconds_per_sample"] > 0
+    assert calls["gan-fashion-mnist"] == 1  # never opened again for timing
+    assert any(p.message == "gan-fashion-mnist: failed (RuntimeError: broken graph)" for p in items)
+    assert items[-1].step == items[-1].total == 6  # sampling + timing per model
+    assert items[-1].preview.failed == state.failed and set(items[-1].preview.timings) == {"vae-fashion-mnist"}
+    rows = {r["name"]: r for r in compare.table_rows(entries, state.timings)}
+    assert rows["vae-fashion-mnist"]["timing_source"] == "measured" and rows["vae-fashion-mnist"]["ms_per_sample_b1"]
+    assert rows["gan-fashion-mnist"]["timing_source"] != "measured"
+
+
+def test_report_does_not_say_no_samples_for_a_model_whose_timing_failed():
+    cols = _fake_columns()
+    state = compare.CompareState("fashion-mnist", 2, 7, compare.Condition(), columns=cols,
+                                 failed={"gan-a": "timing: OSError: disk gone"})
+    md = compare.report_markdown(state, [{"family": "gan", "name": "gan-a"}], "genstudio compare", "today")
+    assert "- gan-a: no samples" not in md
+
+
+def test_compare_job_without_timing_measures_nothing(root, pool, monkeypatch):
+    def no_timing(*a, **k):
+        raise AssertionError("measure_timings must not run with timing=False")
+
+    monkeypatch.setattr(compare, "measure_timings", no_timing)
+    state = drive(compare.compare_job(_entries("gan-fashion-mnist"), pool, "fashion-mnist", n=1, timing=False))
+    assert state.timings == {} and [c.name for c in state.columns] == ["gan-fashion-mnist"]
+
+
+def test_compare_command_round_trips_through_the_parser(cli_registered):
+    from genstudio.cli import build_parser
+
+    cmd = compare.compare_command("fashion-mnist", Path("/tmp/my out"), 8, 0)
+    assert cmd == "genstudio compare --dataset fashion-mnist --out '/tmp/my out' --n 8 --seed 0"
+    assert compare.compare_command("synthfaces", "o", 2, 5, timing=False, max_seconds=5).endswith(
+        "--seed 5 --no-timing")  # no timing: the time limit does not matter
+    assert compare.compare_command("synthfaces", "o", 2, 5, max_seconds=2.5).endswith("--max-seconds 2.5")
+    assert "--max-seconds" not in compare.compare_command("synthfaces", "o", 2, 5, max_seconds=60.0)
+    parser, _ = build_parser()
+    words = shlex.split(compare.compare_command("synthfaces", "/tmp/my out", 3, 9, max_seconds=2.5))
+    assert words[0] == "genstudio"
+    args = parser.parse_args(words[1:])
+    assert (args.dataset, args.out, args.n, args.seed) == ("synthfaces", Path("/tmp/my out"), 3, 9)
+    assert args.no_timing is False and args.max_seconds == 2.5
+    args = parser.parse_args(shlex.split(compare.compare_command("fashion-mnist", "o", 1, 0, timing=False))[1:])
+    assert args.no_timing is True
+
+
+def test_duration_text_and_column_label():
+    assert compare.duration_text(0.00021) == "0.21 ms / sample"
+    assert compare.duration_text(0.999) == "999.00 ms / sample"
+    assert compare.duration_text(1.0) == "1.00 s / sample"
+    assert compare.duration_text(2.031) == "2.03 s / sample"
+    col = _fake_columns()[0]
+    assert col.label.split("\n") == ["GAN", "gan-a", "2.00 ms / sample"]
+    assert compare.Column("x", "autoregressive", col.images, 2.5).label == "PixelCNN\nx\n2.50 s / sample"
+
+
+def test_comparison_grid_draws_three_label_lines_at_the_font_size():
+    cols = _fake_columns(n=2)
+    pad, cell = 4, 64
+    small = compare.comparison_grid(cols)
+    big = compare.comparison_grid(cols, font_size=20)
+    for grid, size in ((small, 10), (big, 20)):
+        line = size + 4
+        header = line * 3 + 6  # family, name, time per sample
+        assert grid.dtype == np.uint8 and grid.shape == (header + 2 * cell + 3 * pad, grid.shape[1], 3)
+        for k in range(3):  # every label line has ink in its band
+            assert (grid[3 + line * k:3 + line * (k + 1)] < 128).any(), (size, k)
+        assert (grid[header:header + pad] == 255).all()  # the labels stay above the tiles
+    assert big.shape[1] > small.shape[1]  # the long name's column widens with the font
+    fixed = compare.comparison_grid(cols, header=100, cell=32, pad=2)
+    assert fixed.shape[0] == 100 + 2 * 32 + 3 * 2
+    with pytest.raises(ValueError):
+        compare.comparison_grid([])
+
+
+def test_chart_image_draws_bars_and_missing_values():
+    rows = [{"family": "vae", "name": "vae-a", "fid": 30.0, "precision": 0.6, "recall": None, "bits_per_dim": 4.1,
+             "ms_per_sample_b1": 0.2, "ms_per_sample_b64": None},
+            {"family": "autoregressive", "name": "pixelcnn-a", "fid": None, "bits_per_dim": 3.5,
+             "ms_per_sample_b1": 2000.0, "ms_per_sample_b64": 0.0},  # 0 on a log scale: not measured
+            {"family": "flow", "name": "flow-a"}]  # nothing measured at all
+    img = compare.chart_image(rows)
+    assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
+    colors = {tuple(c) for c in img.reshape(-1, 3)}
+    assert tuple(compare.FAMILY_COLORS["vae"]) in colors and tuple(compare.FAMILY_COLORS["autoregressive"]) in colors
+    assert tuple(compare.FAMILY_COLORS["flow"]) not in colors  # no bar for a model with no numbers
+    assert compare.chart_image(rows[:1]).shape[0] < img.shape[0]  # a bar row per model
+    assert compare.chart_image(rows, scale=1).shape[1] < img.shape[1]
+    with pytest.raises(ValueError):
+        compare.chart_image([])
+
+
+def test_report_markdown_holds_command_table_settings_and_failures():
+    state = compare.CompareState("fashion-mnist", 2, 7, compare.Condition(label="sample k: class k % 10"),
+                                 columns=_fake_columns(), failed={"vae-x": "RuntimeError: boom"},
+                                 timing=False, providers=["CPUExecutionProvider"])
+    rows = [{"family": "gan", "name": "gan-a", "fid": 12.3456, "precision": 0.5},
+            {"family": "diffusion", "name": "a-much-longer-diffusion-name"}, {"family": "vae", "name": "vae-x"}]
+    cmd = "genstudio compare --dataset fashion-mnist --out x --n 2 --seed 7 --no-timing"
+    md = compare.report_markdown(state, rows, cmd, "2024-01-02T03:04:05+00:00")
+    lines = md.splitlines()
+    assert lines[0] == "# Model comparison: fashion-mnist"
+    assert f"Made by `{cmd}` on 2024-01-02T03:04:05+00:00." in lines
+    assert _table_lines(md) == _table_lines(compare.markdown_table(rows)) and len(_table_lines(md)) == 5
+    assert "| gan | gan-a | 12.346 | 0.500 |" in md
+    assert "![samples](comparison.png)" in lines and "![chart](comparison-chart.png)" in lines
+    assert any(line.startswith("Samples: 2 per model, seed 7") and "sample k: class k % 10" in line
+               and line.endswith("ONNX Runtime provider: CPUExecutionProvider.") for line in lines)
+    assert "- gan-a: seed 7, truncation 1.0" in lines
+    assert "- a-much-longer-diffusion-name: seeds 7..8, guidance 3.0" in lines  # no prompts, no None
+    assert "- vae-x: no samples (RuntimeError: boom)" in lines
+    state.providers, state.columns[0].settings = [], {}
+    md = compare.report_markdown(state, rows, cmd, "d")
+    assert "ONNX Runtime provider: unknown." in md and "- gan-a: defaults" in md.splitlines()
+
+
+def test_write_report_writes_the_four_files(root, pool, tmp_path):
+    from PIL import Image
+
+    from genstudio.runtime.imaging import read_png_settings
+
+    entries = _entries("vae-fashion-mnist", "gan-fashion-mnist")
+    state = drive(compare.compare_job(entries, pool, "fashion-mnist", n=2, seed=4, timing=False))
+    rows = compare.table_rows(entries, state.timings)
+    out = tmp_path / "report"
+    summary = compare.write_report(out, state, rows)
+    assert sorted(p.name for p in out.iterdir()) == sorted(compare.REPORT_FILES.values())
+    assert sorted(p.name for p in out.iterdir()) == ["comparison-chart.png", "comparison.json", "comparison.md",
+                                                     "comparison.png"]
+    command = compare.compare_command("fashion-mnist", out, 2, 4, timing=False)
+    assert summary["command"] == command and command.endswith("--no-timing")
+    assert json.loads((out / "comparison.json").read_text()) == json.loads(json.dumps(summary))
+    assert summary["files"] == {k: str(out / v) for k, v in compare.REPORT_FILES.items()}
+    assert [c["name"] for c in summary["columns"]] == ["vae-fashion-mnist", "gan-fashion-mnist"]
+    assert summary["providers"] == ["CPUExecutionProvider"] and summary["timings"] == {}
+    md = (out / "comparison.md").read_text()
+    assert f"Made by `{command}` on {summary['date']}." in md
+    assert _table_lines(md) == _table_lines(compare.markdown_table(rows)) and len(_table_lines(md)) == 4
+    for name in ("comparison.png", "comparison-chart.png"):
+        stamp = read_png_settings(out / name)
+        assert stamp == {"command": command, "date": summary["date"],
+                         "models": ["vae-fashion-mnist", "gan-fashion-mnist"], "seed": 4}
+    grid = np.asarray(Image.open(out / "comparison.png").convert("RGB"))
+    np.testing.assert_array_equal(grid, compare.comparison_grid(state.columns))
+    chart = np.asarray(Image.open(out / "comparison-chart.png").convert("RGB"))
+    np.testing.assert_array_equal(chart, compare.chart_image(rows))
+    again = compare.write_report(out, state, rows, command="genstudio compare --custom", date="then")
+    assert again["command"] == "genstudio compare --custom" and "on then." in (out / "comparison.md").read_text()
+    assert not list(out.glob("*.part"))
+
+    empty = compare.CompareState("fashion-mnist", 2, 4, compare.Condition(), failed={"x": "boom"})
+    with pytest.raises(ValueError, match="nothing to report"):
+        compare.write_report(tmp_path / "none", empty, rows)
+    assert not (tmp_path / "none").exists()
+
+
+def test_exported_report_matches_genstudio_compare(root, pool, cli_registered, tmp_path, capsys):
+    """What the studio's Export writes (compare_job + write_report) is what `genstudio compare` writes."""
+    from PIL import Image
+
+    from genstudio.cli import main
+
+    cli_out, tab_out = tmp_path / "cli", tmp_path / "tab"
+    assert main(["compare", "--dataset", "fashion-mnist", "--out", str(cli_out), "--n", "2", "--seed", "3",
+                 "--no-timing", "--threads", "1"]) == 0
+    entries = compare.models_for(Registry(), "fashion-mnist")
+    state = drive(compare.compare_job(entries, pool, "fashion-mnist", n=2, seed=3, timing=False))
+    summary = compare.write_report(tab_out, state, compare.table_rows(entries, state.timings))
+    cli_md, tab_md = (cli_out / "comparison.md").read_text(), (tab_out / "comparison.md").read_text()
+    assert _table_lines(cli_md) == _table_lines(tab_md) and len(_table_lines(tab_md)) == 2 + len(FMNIST)
+
+    def body(md: str) -> list[str]:  # all but the "Made by `command` on date" line
+        return [line for line in md.splitlines() if not line.startswith("Made by")]
+
+    assert body(cli_md) == body(tab_md)  # notes, settings and providers too
+    cli_json = json.loads((cli_out / "comparison.json").read_text())
+    assert cli_json["rows"] == json.loads(json.dumps(summary["rows"]))
+    assert summary["command"] == cli_json["command"].replace(str(cli_out), str(tab_out))
+    cli_chart = np.asarray(Image.open(cli_out / "comparison-chart.png").convert("RGB"))
+    np.testing.assert_array_equal(cli_chart, compare.chart_image(summary["rows"]))

@@ -127,7 +127,7 @@ def test_batch_sizes_and_settings(tiny):
         assert result.images.shape == (batch, 1, 8, 8)
     assert result.settings == {"family": "diffusion", "model": "diffusion-tiny", "version": "1", "prompt": "a coat",
                                "negative": "", "seed": 0, "steps": 2, "scheduler": "ddim", "guidance": 3.0,
-                               "batch": 16}
+                               "batch": 16, "unet": "float32"}
     assert result.seconds > 0 and result.unknown == []
 
 
@@ -263,7 +263,7 @@ def test_measure_on_the_tiny_model(tiny, root):
     assert result["fid"] >= 0 and result["fid_n_samples"] == 12 and result["fid_name"] == "FID (tiny-eval features)"
     assert set(result["precision_recall"]) >= {"precision", "recall", "coverage"}
     assert result["quality_sampling"] == {"steps": 2, "scheduler": "dpmpp_2m", "guidance": 2.0, "negative": "",
-                                          "seed": 0}
+                                          "seed": 0, "unet": "float32"}
     assert sum(result["fid_predicted_class_share"].values()) == pytest.approx(1.0, abs=1e-3)
     assert seen[-1].step == seen[-1].total == (2 + 1) * 2  # 20 + 12 images in batches of 16, 2 steps each
     assert Q.measure(tiny, root / "nowhere", n=12)["skipped"].startswith("no evaluator")

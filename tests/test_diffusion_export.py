@@ -188,6 +188,75 @@ def test_model_joins_text_encoder_and_unet():
         DiffusionModel(TextConfig(dim=16), UNetConfig(context_dim=32))
 
 
+# ---- padding masks -------------------------------------------------------------------------------------
+def _masked_pair(seed: int = 0):
+    from genstudio.export.diffusion.text_encoder import TextEncoder
+
+    torch.manual_seed(seed)
+    te = TextEncoder(TextConfig(vocab_size=20, max_length=10, dim=16, layers=2, heads=2, mask_padding=True)).eval()
+    unet = UNet(UNetConfig(channels=1, size=8, widths=(8, 16), attention=(1,), context_dim=16, text_mask=True)).eval()
+    for p in unet.parameters():  # the zero-initialised outputs would hide any dependence on the text
+        torch.nn.init.normal_(p, std=0.2)
+    return te, unet
+
+
+def test_masked_text_encoder_zeroes_padding_and_ignores_it():
+    te, _ = _masked_pair()
+    ids = torch.tensor([[5, 6, 7] + [0] * 7, [0] * 10])
+    with torch.no_grad():
+        hidden = te(ids)
+        assert (hidden[0, 3:] == 0).all() and (hidden[0, :3].abs().amax(dim=1) > 0).all()
+        assert (hidden[1, 1:] == 0).all() and hidden[1, 0].abs().max() > 0  # the empty prompt keeps position 0
+        te.tokens.weight[0].normal_()  # what padding embeds can no longer reach the words
+        assert torch.allclose(te(ids)[0, :3], hidden[0, :3], atol=1e-6)
+
+
+def test_masked_unet_reads_only_the_words_and_the_pooled_text():
+    te, unet = _masked_pair()
+    ids = torch.tensor([[5, 6, 7] + [0] * 7])
+    x, t = torch.randn(1, 1, 8, 8), torch.tensor([300.0])
+    with torch.no_grad():
+        hidden = te(ids)
+        eps = unet(x, t, hidden)
+        longer = torch.cat([hidden, torch.zeros(1, 6, 16)], dim=1)  # more padding changes nothing
+        assert torch.allclose(unet(x, t, longer), eps, atol=1e-5)
+        other = te(torch.tensor([[5, 9, 7] + [0] * 7]))
+        assert not torch.allclose(unet(x, t, other), eps, atol=1e-4)  # a different word does
+
+
+def test_masked_graphs_export_with_parity(tmp_path):
+    from genstudio.export.diffusion.onnx_export import check_parity, export_graphs
+
+    te, unet = _masked_pair()
+    export_graphs(te, unet, tmp_path)
+    ids = np.array([[5, 6, 7] + [0] * 7, [4] * 10, [0] * 10], np.int64)
+    parity = check_parity(te, unet, tmp_path, ids)
+    assert parity["max_abs_diff_text_encoder_hidden"] < 1e-4 and parity["max_abs_diff_unet_noise_pred"] < 1e-4
+
+
+def test_an_unmasked_run_resumes_into_the_masked_architecture(tmp_path):
+    from genstudio.export.diffusion import checkpoint as ckpt
+    from genstudio.export.diffusion.tokenizer import build_tokenizer
+    from genstudio.export.diffusion.train import DiffusionRun, build_model
+
+    tok = build_tokenizer(["a", "photo"])
+    data = TrainingData(torch.zeros(4, 1, 8, 8, dtype=torch.uint8), lambda idx, rng: ["a photo"] * len(idx), tok, 4)
+    text, unet = TextConfig(vocab_size=4, max_length=4, dim=16, layers=1, heads=2), \
+        UNetConfig(channels=1, size=8, widths=(8, 16), attention=(1,), context_dim=16)
+    old = DiffusionRun(DiffusionTrainConfig(steps=2, batch_size=2), build_model(text, unet, 0), data).train()
+    path = ckpt.save_checkpoint(tmp_path / "old.safetensors", old, {})
+    text.mask_padding = unet.text_mask = True
+    new = DiffusionRun(DiffusionTrainConfig(steps=3, batch_size=2), build_model(text, unet, 1), data)
+    ckpt.restore_run(path, new)
+    assert new.step == 2
+    assert torch.equal(new.model.unet.conv_in.weight, old.model.unet.conv_in.weight)
+    assert (new.model.unet.text_mlp[2].weight == 0).all()  # the new pooled path starts at its zero init
+    unet.attention = (0,)  # anything else that does not fit is refused
+    with pytest.raises(ValueError, match="does not fit"):
+        ckpt.restore_run(path, DiffusionRun(DiffusionTrainConfig(steps=3, batch_size=2),
+                                            build_model(text, unet, 1), data))
+
+
 # ---- the exported folder ----------------------------------------------------------------------------
 @pytest.mark.slow
 def test_folder_layout_manifest_and_parity():
@@ -204,7 +273,7 @@ def test_folder_layout_manifest_and_parity():
     assert {f.role: f.path for f in m.files} == {
         "text_encoder": "text_encoder/model.onnx", "unet": "unet/model.onnx", "tokenizer": "tokenizer/tokenizer.json",
         "scheduler": "scheduler/scheduler_config.json", "checkpoint": "diffusion.safetensors",
-        "training_curves": "curves.json"}
+        "training_curves": "curves.json", "unet_int8": "unet/model.int8.onnx"}
     x = m.extra
     assert x["image_shape"] == [1, 32, 32] and x["value_range"] == [-1, 1] and x["prediction"] == "epsilon"
     assert x["max_length"] == 16 and x["text_dim"] == 16 and x["vocab_size"] == 18

@@ -52,7 +52,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, CommandGroups]:
 
     gen = root.add_parser("generate", help="generate with a model (one subcommand per family)")
     exp = root.add_parser("export", help="train or convert a model and export its ONNX graphs")
-    ev = root.add_parser("evaluate", help="recompute a model's quality numbers")
+    ev = root.add_parser("evaluate", help="recompute a model's quality numbers",
+                         description="`genstudio evaluate --dataset NAME` is short for `evaluate all --dataset NAME`.")
     groups = CommandGroups(
         generate=gen.add_subparsers(dest="family", metavar="FAMILY", required=True),
         export=exp.add_subparsers(dest="family", metavar="FAMILY", required=True),
@@ -74,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from genstudio.runtime import inspect_worker
 
         return inspect_worker.main(argv[1:])
+    if argv[:1] == ["evaluate"] and len(argv) > 1 and argv[1].split("=")[0] == "--dataset":
+        argv.insert(1, "all")  # `evaluate --dataset NAME`: every model of the dataset
     parser, groups = build_parser()
     try:
         opens, path = studio_target(argv, groups.root.choices)

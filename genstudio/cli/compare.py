@@ -5,7 +5,9 @@
     genstudio evaluate all --dataset fashion-mnist --json                                   # recompute, into model.json
 
 `compare` writes DIR/comparison.png (one labelled column per model, row k = seed k in every column),
-DIR/comparison.md (the table, with the command and the date) and DIR/comparison.json (rows, timings, settings).
+DIR/comparison-chart.png (the table as bars), DIR/comparison.md (the table, with the command and the date) and
+DIR/comparison.json (rows, timings, settings): genstudio.engines.compare.write_report, which the Compare tab's
+Export also calls.
 `evaluate all` runs each family's own `genstudio evaluate <family>` in-process (the GAN, which has none, is
 scored here with the dataset's evaluator) and records the numbers in each model.json under metrics.evaluate
 (diffusion's own command writes its numbers at the top level, as it always does).
@@ -21,7 +23,6 @@ import json
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
 
 from genstudio.cli.common import emit, session_pool
 
@@ -70,88 +71,27 @@ def _entries(dataset: str):
 
 
 # -- compare --------------------------------------------------------------------------------------------------
-def compare_command(args: argparse.Namespace) -> str:
-    words = ["genstudio", "compare", "--dataset", args.dataset, "--out", str(args.out), "--n", str(args.n),
-             "--seed", str(args.seed)]
-    if args.no_timing:
-        words.append("--no-timing")
-    elif args.max_seconds != 60.0:
-        words += ["--max-seconds", f"{args.max_seconds:g}"]
-    return shlex.join(words)
-
-
 def cmd_compare(args: argparse.Namespace) -> int:
     from genstudio.cli import CliError
-    from genstudio.engines.compare import (
-        comparison_grid,
-        markdown_table,
-        measure_timings,
-        sample_column,
-        shared_condition,
-        table_rows,
-    )
-    from genstudio.runtime.imaging import save_png
+    from genstudio.engines.compare import compare_command, compare_job, table_rows, write_report
     from genstudio.runtime.jobs import drive, text_bar
 
     if args.n < 1:
         raise CliError("--n must be at least 1")
     entries = _entries(args.dataset)
-    pool = session_pool(args)
-    condition = shared_condition(entries, args.n, args.dataset)
-    columns, failed = [], {}
-    for e in entries:
-        try:
-            columns.append(drive(sample_column(e, pool, args.n, args.seed, condition), text_bar(e.name)))
-        except Exception as err:  # one broken model must not lose the others' columns
-            failed[e.name] = f"{type(err).__name__}: {err}"
-            print(f"genstudio: {e.name}: sampling failed: {failed[e.name]}", file=sys.stderr)
-    if not columns:
-        raise CliError("no model could be sampled: " + "; ".join(f"{k}: {v}" for k, v in failed.items()))
-    timings: dict[str, Any] = {}
-    if not args.no_timing:
-        for e in entries:
-            if e.name in failed:
-                continue
-            timings[e.name] = drive(measure_timings(e, pool, max_seconds=args.max_seconds, condition=condition),
-                                    text_bar(f"{e.name} timing"))
-    rows = table_rows(entries, timings or None)
-    command, date = compare_command(args), _now()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_png(comparison_grid(columns), out / "comparison.png",
-             {"command": command, "date": date, "models": [c.name for c in columns], "seed": args.seed})
-    md = [f"# Model comparison: {args.dataset}", "",
-          f"Made by `{command}` on {date}.", "",
-          markdown_table(rows).rstrip("\n"), "",
-          "![samples](comparison.png)", "",
-          f"Samples: {args.n} per model, seed {args.seed}, row k = the k-th sample of every model; "
-          f"conditional models: {condition.label}.", ""]
-    md += [f"- {c.name}: {_settings_line(c.settings)}" for c in columns]
-    md += [f"- {name}: no samples ({why})" for name, why in failed.items()]
-    (out / "comparison.md").write_text("\n".join(md) + "\n")
-    summary = {"dataset": args.dataset, "command": command, "date": date, "n": args.n, "seed": args.seed,
-               "condition": condition.label,
-               "columns": [{"name": c.name, "family": c.family, "seconds_per_sample": c.seconds_per_sample,
-                            "settings": c.settings} for c in columns],
-               "failed": failed, "rows": rows, "timings": timings,
-               "files": {k: str(out / f"comparison.{k}") for k in ("png", "md", "json")}}
-    (out / "comparison.json").write_text(json.dumps(summary, indent=2, default=_jsonable) + "\n")
-    emit(args, summary, f"{len(columns)} models on {args.dataset} -> {out}/comparison.png, .md, .json")
-    return 0 if not failed else 1
-
-
-def _settings_line(settings: dict) -> str:
-    return ", ".join(f"{k} {v}" for k, v in settings.items() if k != "prompts" and v is not None) or "defaults"
-
-
-def _jsonable(v: Any) -> Any:
-    import numpy as np
-
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    return str(v)
+    state = drive(compare_job(entries, session_pool(args), args.dataset, args.n, args.seed,
+                              timing=not args.no_timing, max_seconds=args.max_seconds), text_bar("compare"))
+    for name, why in state.failed.items():
+        print(f"genstudio: {name}: {why}", file=sys.stderr)
+    if not state.columns:
+        raise CliError("no model could be sampled: " + "; ".join(f"{k}: {v}" for k, v in state.failed.items()))
+    command = compare_command(args.dataset, args.out, args.n, args.seed, timing=not args.no_timing,
+                              max_seconds=args.max_seconds)
+    summary = write_report(args.out, state, table_rows(entries, state.timings or None), command=command,
+                           date=_now())
+    emit(args, summary, f"{len(state.columns)} models on {args.dataset} -> "
+                        f"{', '.join(summary['files'].values())}")
+    return 0 if not state.failed else 1
 
 
 # -- evaluate all -----------------------------------------------------------------------------------------------
@@ -184,13 +124,10 @@ def _gan_numbers(entry, pool, n: int) -> dict:
     except LookupError as e:
         return {"error": str(e)}
     images = drive(model.sample_job(n, 0, 1.0), text_bar(f"{entry.name} samples")).images
-    r = evaluator.report(images, k=5)
-    out = {"fid": round(r["fid"], 3), "fid_name": r["fid_name"], "fid_n_samples": n,
-           "precision_recall": {k: round(float(r[k]), 4) for k in ("precision", "recall", "density", "coverage")},
-           "fid_evaluator": {"name": evaluator.entry.name},
-           "fid_method": f"{n} samples, z from numpy seed 0, truncation 1.0, through ONNX Runtime, against the "
-                         f"test-set statistics shipped with {evaluator.entry.name}",
-           "recorded_fid": entry.manifest.metrics.get("fid")}
+    out = evaluator.sample_numbers(images, f"{n} samples, z from numpy seed 0, truncation 1.0, through ONNX "
+                                           f"Runtime, against the test-set statistics shipped with "
+                                           f"{evaluator.entry.name}")
+    out["recorded_fid"] = entry.manifest.metrics.get("fid")
     out_logits = evaluator.run(images).logits
     if "class" in out_logits:
         names = evaluator.heads["class"]
@@ -225,7 +162,7 @@ def cmd_evaluate_all(args: argparse.Namespace) -> int:
         if e.family == "vae":
             r = _run_family(["evaluate", "vae", "--model", e.name, "--n", str(args.n), "--json", *data, *common])
         elif e.family == "flow":
-            r = _run_family(["evaluate", "flow", "--model", e.name, "--json", *data, *common])
+            r = _run_family(["evaluate", "flow", "--model", e.name, "--n", str(args.n), "--json", *data, *common])
         elif e.family == "autoregressive":  # records under metrics.evaluate itself (--write)
             r = _run_family(["evaluate", "pixelcnn", "--model", e.name, "--json", "--write",
                              "--fid-samples", str(args.pixelcnn_fid_samples), *data, *common])

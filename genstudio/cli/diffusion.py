@@ -27,6 +27,9 @@ def register(groups) -> None:
                    help="UNet levels with self- and cross-attention, 0 = full resolution, comma-separated")
     p.add_argument("--text-dim", type=int, default=0, help="text encoder width (default: the dataset's)")
     p.add_argument("--text-layers", type=int, default=0, help="text encoder blocks (default: the dataset's)")
+    p.add_argument("--mask-padding", action=argparse.BooleanOptionalAction, default=None,
+                   help="mask prompt padding out of attention and add the pooled text to the time embedding "
+                        "(default: the dataset's)")
     p.add_argument("--lr", type=float, default=0.0, help="peak AdamW learning rate (default 1e-3)")
     p.add_argument("--train-images", type=int, default=0, help="training images (default: the dataset's)")
     p.add_argument("--from-checkpoint", type=Path, metavar="FILE",
@@ -41,6 +44,13 @@ def register(groups) -> None:
     p.add_argument("--seed", type=int, default=0, help="training seed")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.set_defaults(handler=cmd_export)
+
+    p = groups.export.add_parser("diffusion-int8", help="add an int8 UNet (ONNX Runtime static quantization, "
+                                                        "calibrated on sampling runs) to a diffusion model folder")
+    p.add_argument("--model", required=True, help="a diffusion model name or folder")
+    p.add_argument("--runs", type=int, default=4, help="sampling runs recorded for calibration (default 4)")
+    p.add_argument("--steps", type=int, default=10, help="denoising steps per run (default 10)")
+    p.set_defaults(handler=cmd_int8)
 
 
 def _ints(text: str | None, flag: str) -> tuple[int, ...]:
@@ -61,7 +71,7 @@ def _command(args: argparse.Namespace, cfg) -> str:
              "--steps", str(cfg.train.steps), "--batch", str(cfg.train.batch_size),
              "--widths", ",".join(map(str, u.widths)), "--blocks", str(u.blocks),
              "--attention", ",".join(map(str, u.attention)), "--text-dim", str(t.dim),
-             "--text-layers", str(t.layers), "--lr", f"{cfg.train.lr:g}", "--train-images", str(cfg.n_train),
+             "--text-layers", str(t.layers), "--mask-padding" if t.mask_padding else "--no-mask-padding", "--lr", f"{cfg.train.lr:g}", "--train-images", str(cfg.n_train),
              "--seed", str(cfg.train.seed)]
     for flag, value in (("--threads", args.threads), ("--data", args.data), ("--out", args.out),
                         ("--from-checkpoint", args.from_checkpoint), ("--checkpoint-to", args.checkpoint_to),
@@ -98,7 +108,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     cfg = diffusion_build(args.dataset, size=args.size, widths=_ints(args.widths, "--widths"), blocks=args.blocks,
                           attention=attention, text_dim=args.text_dim, text_layers=args.text_layers,
                           steps=args.steps, batch=args.batch, lr=args.lr, n_train=args.train_images, seed=args.seed,
-                          data_dir=str(args.data) if args.data else None)
+                          data_dir=str(args.data) if args.data else None, mask_padding=args.mask_padding)
     if args.from_checkpoint:
         if not args.from_checkpoint.is_file():
             raise CliError(f"no checkpoint at {args.from_checkpoint}")
@@ -112,6 +122,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         cfg.unet.widths, cfg.unet.blocks = tuple(info["unet"]["widths"]), info["unet"]["blocks"]
         cfg.unet.attention = tuple(info["unet"]["attention"])
         cfg.text.dim, cfg.text.layers = info["text"]["dim"], info["text"]["layers"]
+        cfg.text.mask_padding = cfg.unet.text_mask = info["text"].get("mask_padding", False)
     if cfg.size % 2 ** (len(cfg.unet.widths) - 1):
         raise CliError(f"--size {cfg.size} must halve {len(cfg.unet.widths) - 1} times (one per extra width)")
     if any(not 0 <= a < len(cfg.unet.widths) for a in cfg.unet.attention):
@@ -134,3 +145,22 @@ def cmd_export(args: argparse.Namespace) -> int:
           f"parity text {p['max_abs_diff_text_encoder_hidden']:.1e} unet {p['max_abs_diff_unet_noise_pred']:.1e}, "
           f"{time.perf_counter() - t0:.0f} s")
     return 0
+
+
+def cmd_int8(args: argparse.Namespace) -> int:
+    from genstudio.cli import CliError
+    from genstudio.cli.common import pick_model
+    from genstudio.export.diffusion.quantize import add_int8_unet
+
+    if args.runs < 1 or args.steps < 1:
+        raise CliError("--runs and --steps must be at least 1")
+    entry = pick_model("diffusion", args.model)
+    command = shlex.join(["genstudio", "export", "diffusion-int8", "--model", entry.name, "--runs", str(args.runs),
+                          "--steps", str(args.steps)])
+    path, report = add_int8_unet(entry.folder, command=command, runs=args.runs, steps=args.steps)
+    err = report["against_float"]
+    print(f"{path}: int8 convolutions, {report['calibration_feeds']} calibration batches; against the float UNet "
+          f"relative RMS error {err['relative_rms_error']:.4f}, max {err['max_abs_diff']:.4f}. Measure it with "
+          f"`genstudio evaluate diffusion --model {entry.name} --unet int8` and `genstudio bench diffusion`.")
+    return 0
+

@@ -70,16 +70,21 @@ def bench_diffusion(*, model: str | None = None, threads: int = THREADS, runs: i
     torch.set_num_threads(threads)
     prompt = PROMPTS.get(ort_model.dataset, ort_model.example_prompts[0] if ort_model.example_prompts else "")
 
-    def run(m, batch: int, preview: str):
-        r = ImageRequest(prompt, steps=steps, seed=0, batch=batch, preview=preview)
+    def run(m, batch: int, preview: str, unet: str = "float32"):
+        r = ImageRequest(prompt, steps=steps, seed=0, batch=batch, preview=preview, unet=unet)
         return lambda: drive(m.sample(r)).images
 
     diff = float(np.abs(run(ort_model, 1, "none")() - run(eager_model, 1, "none")()).max())
+    int8 = "int8" in ort_model.unet_precisions
+    diff_int8 = float(np.abs(run(ort_model, 1, "none", "int8")() - run(ort_model, 1, "none")()).max()) if int8 \
+        else None
     provider = ort_model._session("unet").provider
     rows, numbers = [], {}
     for batch in (1, 8):
         pairs = {"onnxruntime": run(ort_model, batch, "none"), "torch": run(eager_model, batch, "none"),
                  "onnxruntime_preview": run(ort_model, batch, "x0")}
+        if int8:
+            pairs["onnxruntime_int8"] = run(ort_model, batch, "none", "int8")
         for fn in pairs.values():
             fn()  # warm up
         times: dict[str, list[float]] = {k: [] for k in pairs}
@@ -94,13 +99,21 @@ def bench_diffusion(*, model: str | None = None, threads: int = THREADS, runs: i
         numbers[f"batch_{batch}"] = {"onnxruntime_s": round(med["onnxruntime"], 4), "torch_eager_s": round(med["torch"], 4),
                                      "ratio": round(ratio, 2), "with_preview_s": round(med["onnxruntime_preview"], 4),
                                      "preview_cost": round(preview_cost, 4)}
-        rows.append(f"| {batch} | {med['onnxruntime']:.3f} | {med['torch']:.3f} | {ratio:.2f}x | "
+        int8_cells = "| – | – "
+        if int8:
+            ratio8 = med["torch"] / med["onnxruntime_int8"]
+            numbers[f"batch_{batch}"].update({"onnxruntime_int8_s": round(med["onnxruntime_int8"], 4),
+                                              "ratio_int8": round(ratio8, 2)})
+            int8_cells = f"| {med['onnxruntime_int8']:.3f} | {ratio8:.2f}x "
+        rows.append(f"| {batch} | {med['onnxruntime']:.3f} | {med['torch']:.3f} | {ratio:.2f}x {int8_cells}| "
                     f"{med['onnxruntime_preview']:.3f} | {preview_cost * 100:+.1f}% |")
         log(f"batch {batch}: ONNX Runtime {med['onnxruntime']:.3f} s, PyTorch eager {med['torch']:.3f} s "
-            f"({ratio:.2f}x); with previews {med['onnxruntime_preview']:.3f} s ({preview_cost * 100:+.1f}%)")
+            f"({ratio:.2f}x)" + (f", int8 UNet {med['onnxruntime_int8']:.3f} s ({ratio8:.2f}x)" if int8 else "")
+            + f"; with previews {med['onnxruntime_preview']:.3f} s ({preview_cost * 100:+.1f}%)")
     r = ort_model.resolve(ImageRequest(prompt, steps=steps))
     numbers.update({"model": entry.name, "prompt": prompt, "steps": steps, "scheduler": r.scheduler,
                     "guidance": r.guidance, "threads": threads, "runs": runs, "max_abs_diff": diff,
+                    "max_abs_diff_int8": diff_int8,
                     "provider": provider, "torch": torch.__version__})
     params = entry.manifest.metrics.get("parameters", {})
     section = "\n".join([
@@ -111,10 +124,14 @@ def bench_diffusion(*, model: str | None = None, threads: int = THREADS, runs: i
         f"seed 0. Both sides run the engine's sampling loop; only the text encoder and UNet differ (ONNX Runtime "
         f"{provider}, or the PyTorch modules with the same EMA weights). {threads} thread(s) each, median of "
         f"{runs} interleaved runs after one warm-up. Largest pixel difference between the two: {diff:.1e}. "
-        "\"With previews\" converts the predicted clean image of every step for display, as the tab does.",
+        "\"With previews\" converts the predicted clean image of every step for display, as the tab does. "
+        + (f"The int8 UNet (unet/model.int8.onnx: ONNX Runtime static quantization of the convolutions) runs the "
+           f"same loop; its largest pixel difference from the float graph is {diff_int8:.3f} "
+           "(its quality numbers are in the model's metrics.int8)." if int8 else "The folder has no int8 UNet."),
         "",
-        "| batch | ONNX Runtime s | PyTorch eager s | ONNX Runtime speed-up | with previews s | preview cost |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| batch | ONNX Runtime s | PyTorch eager s | ONNX Runtime speed-up | int8 UNet s | int8 speed-up "
+        "| with previews s | preview cost |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
         *rows,
     ])
     return section, numbers

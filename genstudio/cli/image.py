@@ -28,6 +28,8 @@ def register(groups) -> None:
                                                                   "(default: the model's)")
     p.add_argument("--scheduler", default=None, metavar="NAME",
                    help=f"sampler: {', '.join(SCHEDULER_NAMES)} (default: the model's)")
+    p.add_argument("--unet", choices=("float32", "int8"), default=None,
+                   help="the UNet graph: float32, or int8 where the folder has one (default: the model's)")
     p.add_argument("--batch", type=int, default=1, help="images, 1-16; image k uses seed + k (default 1)")
     p.set_defaults(handler=cmd_generate)
 
@@ -38,6 +40,8 @@ def register(groups) -> None:
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's)")
     p.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the model's)")
     p.add_argument("--scheduler", default=None, metavar="NAME", help=f"{', '.join(SCHEDULER_NAMES)}")
+    p.add_argument("--unet", choices=("float32", "int8"), default=None,
+                   help="the UNet graph: float32, or int8 where the folder has one (default: the model's); int8 numbers go to metrics.int8")
     p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     p.add_argument("--no-save", action="store_true", help="print the numbers without writing them to model.json")
     p.add_argument("--json", action="store_true", help="print the numbers as JSON")
@@ -58,7 +62,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     entry = pick_model("diffusion", args.model)
     model = DiffusionModel(entry, session_pool(args))
     request = ImageRequest(args.prompt, args.negative, args.steps, args.guidance, args.scheduler, args.seed,
-                           args.batch, preview="none")
+                           args.batch, preview="none", unet=args.unet)
     try:
         request = model.resolve(request)
         for text, what in ((request.prompt, "prompt"), (request.negative, "negative prompt")):
@@ -155,7 +159,8 @@ def synthfaces_fid_prompts(n: int, fits=None, seed: int = 0) -> list[str]:
 def _command(args: argparse.Namespace, name: str) -> str:
     words = ["genstudio", "evaluate", "diffusion", "--model", name, "--n", str(args.n),
              "--per-prompt", str(args.per_prompt), "--seed", str(args.seed)]
-    for flag, value in (("--steps", args.steps), ("--guidance", args.guidance), ("--scheduler", args.scheduler)):
+    for flag, value in (("--steps", args.steps), ("--guidance", args.guidance), ("--scheduler", args.scheduler),
+                        ("--unet", args.unet)):
         if value is not None:
             words += [flag, str(value)]
     return shlex.join(words)
@@ -184,7 +189,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     try:
         result = drive(measure_job(model, None, targets=targets, fid_prompts=fid_prompts, n=args.n,
                                    per_prompt=args.per_prompt, steps=args.steps, scheduler=args.scheduler,
-                                   guidance=args.guidance, seed=args.seed, targets_note=note),
+                                   guidance=args.guidance, seed=args.seed, targets_note=note, unet=args.unet),
                        text_bar(f"{entry.name} quality", stream=sys.stderr))
     except ValueError as e:
         raise CliError(str(e)) from None
@@ -196,7 +201,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     summary = {"model": entry.name, "recorded_fid": recorded.get("fid"), **result}
     if not args.no_save:
         manifest = Manifest.load(entry.folder)
-        manifest.metrics.update(result)
+        if result["quality_sampling"].get("unet") == "int8":  # the float numbers stay the model's headline
+            manifest.metrics["int8"] = {**manifest.metrics.get("int8", {}), **result}
+        else:
+            manifest.metrics.update(result)
         manifest.save(entry.folder)
         summary["saved_to"] = str(Path(entry.folder) / "model.json")
     emit(args, summary, _human(entry.name, result))

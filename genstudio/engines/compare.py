@@ -7,6 +7,9 @@
     timings = {e.name: drive(measure_timings(e, pool)) for e in entries}
     print(markdown_table(table_rows(entries, timings)))
 
+    state = drive(compare_job(entries, pool, "fashion-mnist"))     # all of the above as one job (CLI and tab)
+    write_report(out_dir, state, table_rows(entries, state.timings))   # comparison.png, -chart.png, .md, .json
+
 Every number in a row comes from the model's manifest (what its build or `genstudio evaluate` measured) or from
 a timing measured here; a number nobody measured is None, never estimated into the table. numpy, ONNX Runtime
 and Pillow (for the column labels) only: no torch, no Qt.
@@ -14,10 +17,14 @@ and Pillow (for the column labels) only: no torch, no Qt.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import math
+import shlex
 import time
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -130,7 +137,12 @@ class Column:
 
     @property
     def label(self) -> str:
-        return f"{FAMILY_TITLES.get(self.family, self.family)}\n{self.name}"
+        return f"{FAMILY_TITLES.get(self.family, self.family)}\n{self.name}\n{duration_text(self.seconds_per_sample)}"
+
+
+def duration_text(seconds: float) -> str:
+    """Seconds per sample as a grid label: "0.21 ms / sample", "2.03 s / sample"."""
+    return f"{seconds:.2f} s / sample" if seconds >= 1.0 else f"{seconds * 1000:.2f} ms / sample"
 
 
 def _relabel(job: Generator, name: str) -> Generator[Progress, None, Any]:
@@ -376,7 +388,8 @@ def table_rows(entries: Iterable[ModelEntry], timings: Mapping[str, Mapping] | N
     return rows
 
 
-def _cell(key: str, v: Any) -> str:
+def cell_text(key: str, v: Any) -> str:
+    """One table cell as the Markdown table and the studio's table show it."""
     if v is None:
         return "–"
     if isinstance(v, float):
@@ -396,7 +409,7 @@ def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """A GitHub Markdown table of the rows (– where a number is missing), with notes on what each number is."""
     lines = ["| " + " | ".join(h for _, h in COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
     for r in rows:
-        lines.append("| " + " | ".join(_cell(k, r.get(k)) for k, _ in COLUMNS) + " |")
+        lines.append("| " + " | ".join(cell_text(k, r.get(k)) for k, _ in COLUMNS) + " |")
     notes = []
     names = sorted({str(r["fid_name"]) for r in rows if r.get("fid_name")})
     evaluators = sorted({str(r["fid_evaluator"]) for r in rows if r.get("fid_evaluator")})
@@ -433,8 +446,8 @@ def _to_rgb_u8(images: np.ndarray, size: int) -> np.ndarray:
     return (np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def comparison_grid(columns: Sequence[Column], *, cell: int = 0, pad: int = 4, header: int = 34,
-                    background: int = 255) -> np.ndarray:
+def comparison_grid(columns: Sequence[Column], *, cell: int = 0, pad: int = 4, header: int = 0,
+                    background: int = 255, font_size: int = 10) -> np.ndarray:
     """One column per model (its samples top to bottom; row k = seed k's sample in every column), a label
     above each column (family and model name), on a white ground. Returns uint8 (H, W, 3).
 
@@ -444,9 +457,11 @@ def comparison_grid(columns: Sequence[Column], *, cell: int = 0, pad: int = 4, h
 
     if not columns:
         raise ValueError("no columns to draw")
-    font = ImageFont.load_default()
+    font = ImageFont.load_default(size=font_size)
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     n = max(len(c.images) for c in columns)
+    line_height = font_size + 4
+    header = header or line_height * max(len(c.label.split("\n")) for c in columns) + 6
     cell = cell or max(64, max(int(c.images.shape[-1]) for c in columns))
     widths = [max(cell, *(math.ceil(measure.textlength(line, font=font)) + 2 for line in c.label.split("\n")))
               for c in columns]
@@ -464,5 +479,206 @@ def comparison_grid(columns: Sequence[Column], *, cell: int = 0, pad: int = 4, h
     draw = ImageDraw.Draw(img)
     for col, x0 in zip(columns, lefts, strict=True):
         for k, line in enumerate(col.label.split("\n")):
-            draw.text((x0 + 1, 3 + 14 * k), line, fill=(0, 0, 0), font=font)
+            draw.text((x0 + 1, 3 + line_height * k), line, fill=(0, 0, 0), font=font)
     return np.asarray(img, np.uint8)
+
+
+# -- the chart ------------------------------------------------------------------------------------------------------
+CHART_METRICS = (  # key, title, True when higher is better, log scale
+    ("fid", "FID", False, False), ("precision", "Precision", True, False), ("recall", "Recall", True, False),
+    ("bits_per_dim", "Bits/dim", False, False), ("ms_per_sample_b1", "ms/sample, batch 1", False, True),
+    ("ms_per_sample_b64", "ms/sample, batch 64", False, True),
+)
+FAMILY_COLORS = {"vae": (84, 160, 255), "flow": (46, 204, 113), "gan": (255, 159, 67),
+                 "diffusion": (155, 89, 182), "autoregressive": (231, 76, 60)}
+
+
+def chart_image(rows: Sequence[Mapping[str, Any]], *, scale: int = 2, panel_width: int = 300) -> np.ndarray:
+    """The table as small multiples: one panel per metric of CHART_METRICS, one bar per model coloured by
+    family, the value at the end of each bar ("not measured" where it is None), "better" pointing the way.
+    Time panels use a log scale (PixelCNN is thousands of times slower). Returns uint8 (H, W, 3)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    if not rows:
+        raise ValueError("no rows to chart")
+    s = scale
+    font = ImageFont.load_default(size=11 * s)
+    bold = ImageFont.load_default(size=12 * s)
+    label_w = max(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(str(r["name"]), font=font)
+                  for r in rows) + 10 * s
+    bar_h, gap, head = 16 * s, 5 * s, 26 * s
+    panel_w = int(label_w + panel_width * s)
+    panel_h = head + len(rows) * (bar_h + gap) + gap
+    cols = 2
+    nrows = math.ceil(len(CHART_METRICS) / cols)
+    pad = 12 * s
+    img = Image.new("RGB", (cols * panel_w + (cols + 1) * pad, nrows * panel_h + (nrows + 1) * pad), "white")
+    draw = ImageDraw.Draw(img)
+    for i, (key, title, higher, log) in enumerate(CHART_METRICS):
+        x0 = pad + (i % cols) * (panel_w + pad)
+        y0 = pad + (i // cols) * (panel_h + pad)
+        draw.rectangle([x0, y0, x0 + panel_w, y0 + panel_h], outline=(208, 215, 222), width=s)
+        draw.text((x0 + 6 * s, y0 + 6 * s), f"{title}  ({'higher' if higher else 'lower'} is better"
+                  f"{', log scale' if log else ''})", fill=(31, 35, 40), font=bold)
+        values = [_num(r.get(key)) for r in rows]
+        known = [v for v in values if v is not None and (v > 0 or not log)]
+        top = max(known, default=0.0)
+        bottom = min(known, default=0.0)
+        bar_room = panel_w - label_w - 70 * s
+        for j, (r, v) in enumerate(zip(rows, values, strict=True)):
+            y = y0 + head + j * (bar_h + gap)
+            draw.text((x0 + 6 * s, y + 2 * s), str(r["name"]), fill=(87, 96, 106), font=font)
+            xb = x0 + label_w
+            if v is None or (log and v <= 0):
+                draw.text((xb, y + 2 * s), "not measured", fill=(140, 149, 159), font=font)
+                continue
+            if log:
+                lo = math.log10(bottom) - 0.3
+                frac = (math.log10(v) - lo) / max(math.log10(top) - lo, 1e-9)
+            else:
+                frac = v / top if top > 0 else 0.0
+            w = max(2 * s, int(bar_room * max(0.0, min(1.0, frac))))
+            draw.rectangle([xb, y, xb + w, y + bar_h], fill=FAMILY_COLORS.get(str(r["family"]), (120, 120, 120)))
+            draw.text((xb + w + 5 * s, y + 2 * s), cell_text(key, v), fill=(31, 35, 40), font=font)
+    return np.asarray(img, np.uint8)
+
+
+# -- one comparison as a job, and its report ------------------------------------------------------------------------
+@dataclass
+class CompareState:
+    """What a comparison has made so far: the columns, live timings and failures, by model."""
+
+    dataset: str
+    n: int
+    seed: int
+    condition: Condition
+    columns: list[Column] = field(default_factory=list)
+    timings: dict[str, dict] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    timing: bool = True  # whether timings were (or will be) measured
+    max_seconds: float = DEFAULT_MAX_SECONDS
+    providers: list[str] = field(default_factory=list)  # the ONNX Runtime providers the sessions report
+
+    def snapshot(self) -> CompareState:
+        """A copy whose lists and dicts the job will not touch again (what a progress item carries)."""
+        return CompareState(self.dataset, self.n, self.seed, self.condition, list(self.columns),
+                            dict(self.timings), dict(self.failed), self.timing, self.max_seconds,
+                            list(self.providers))
+
+
+def compare_job(entries: Sequence[ModelEntry], pool: SessionPool, dataset: str, n: int = 8, seed: int = 0, *,
+                timing: bool = True, max_seconds: float = DEFAULT_MAX_SECONDS
+                ) -> Generator[Progress, None, CompareState]:
+    """Sample every model's column (same seed, shared condition), then time each: one job. Every progress item
+    carries a snapshot of the state so far in `preview`, so a viewer that sees only the newest item still
+    has every column. A model that fails is recorded in `failed` and the others go on."""
+    state = CompareState(dataset, n, seed, shared_condition(entries, n, dataset), timing=timing,
+                         max_seconds=max_seconds)
+    total = len(entries) * (2 if timing else 1)
+    done = 0
+    for e in entries:
+        try:
+            col = yield from _numbered(sample_column(e, pool, n, seed, state.condition), done, total, state)
+            state.columns.append(col)
+        except Exception as err:  # one broken model must not lose the others' columns
+            state.failed[e.name] = f"{type(err).__name__}: {err}"
+        done += 1
+        state.providers = pool.providers_in_use()
+        yield Progress(done, total, f"{e.name}: sampled" if e.name not in state.failed
+                       else f"{e.name}: failed ({state.failed[e.name]})", state.snapshot())
+    if timing:
+        for e in entries:
+            if e.name not in state.failed:
+                try:
+                    state.timings[e.name] = yield from _numbered(
+                        measure_timings(e, pool, max_seconds=max_seconds, condition=state.condition), done, total,
+                        state)
+                except Exception as err:
+                    state.failed[e.name] = f"timing: {type(err).__name__}: {err}"
+            done += 1
+            yield Progress(done, total, f"{e.name}: timed", state.snapshot())
+    return state
+
+
+def _numbered(job: Generator, done: int, total: int, state: CompareState) -> Generator[Progress, None, Any]:
+    """A sub-job's progress as overall step `done` of `total`, carrying the state; returns the sub-job's value."""
+    while True:
+        try:
+            p = next(job)
+        except StopIteration as stop:
+            return stop.value
+        yield Progress(done, total, getattr(p, "message", ""), state.snapshot())
+
+
+def compare_command(dataset: str, out: str | Path, n: int, seed: int, *, timing: bool = True,
+                    max_seconds: float = DEFAULT_MAX_SECONDS) -> str:
+    """The `genstudio compare` command that makes the same report."""
+    words = ["genstudio", "compare", "--dataset", dataset, "--out", str(out), "--n", str(n), "--seed", str(seed)]
+    if not timing:
+        words.append("--no-timing")
+    elif max_seconds != DEFAULT_MAX_SECONDS:
+        words += ["--max-seconds", f"{max_seconds:g}"]
+    return shlex.join(words)
+
+
+REPORT_FILES = {"png": "comparison.png", "chart": "comparison-chart.png", "md": "comparison.md",
+                "json": "comparison.json"}
+
+
+def _settings_line(settings: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in settings.items() if k != "prompts" and v is not None) or "defaults"
+
+
+def report_markdown(state: CompareState, rows: Sequence[Mapping[str, Any]], command: str, date: str) -> str:
+    md = [f"# Model comparison: {state.dataset}", "", f"Made by `{command}` on {date}.", "",
+          markdown_table(rows).rstrip("\n"), "", f"![samples]({REPORT_FILES['png']})", "",
+          f"Samples: {state.n} per model, seed {state.seed}, row k = the k-th sample of every model; "
+          f"conditional models: {state.condition.label}. ONNX Runtime provider: "
+          f"{', '.join(state.providers) or 'unknown'}.", ""]
+    md += [f"- {c.name}: {_settings_line(c.settings)}" for c in state.columns]
+    sampled = {c.name for c in state.columns}
+    md += [f"- {name}: {'not timed' if name in sampled else 'no samples'} ({why})"
+           for name, why in state.failed.items()]
+    md += ["", f"![chart]({REPORT_FILES['chart']})", ""]
+    return "\n".join(md)
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    return str(v)
+
+
+def write_report(out: str | Path, state: CompareState, rows: Sequence[Mapping[str, Any]], *,
+                 command: str | None = None, date: str | None = None) -> dict[str, Any]:
+    """comparison.png (the sample grid), comparison-chart.png, comparison.md and comparison.json in `out`:
+    what `genstudio compare` and the studio's Export both write. Returns the JSON summary."""
+    from genstudio.runtime.imaging import save_png
+
+    if not state.columns:
+        raise ValueError("no model could be sampled, so there is nothing to report")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    command = command or compare_command(state.dataset, out, state.n, state.seed, timing=state.timing,
+                                         max_seconds=state.max_seconds)
+    date = date or dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    stamp = {"command": command, "date": date, "models": [c.name for c in state.columns], "seed": state.seed}
+    files = {k: str(out / name) for k, name in REPORT_FILES.items()}
+    save_png(comparison_grid(state.columns), Path(files["png"]), stamp)
+    save_png(chart_image(rows), Path(files["chart"]), stamp)
+    _write_text(Path(files["md"]), report_markdown(state, rows, command, date))
+    summary = {"dataset": state.dataset, "command": command, "date": date, "n": state.n, "seed": state.seed,
+               "condition": state.condition.label, "providers": state.providers,
+               "columns": [{"name": c.name, "family": c.family, "seconds_per_sample": c.seconds_per_sample,
+                            "settings": c.settings} for c in state.columns],
+               "failed": state.failed, "rows": list(rows), "timings": state.timings, "files": files}
+    _write_text(Path(files["json"]), json.dumps(summary, indent=2, default=_jsonable) + "\n")
+    return summary
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)

@@ -260,3 +260,13 @@ class Evaluator:
         if labels:
             result["accuracy"] = {h: class_accuracy(out.logits[h], y) for h, y in labels.items()}
         return result
+
+    def sample_numbers(self, images: np.ndarray, method: str, *, k: int = 5) -> dict[str, Any]:
+        """What a manifest records for a model's samples: FID, precision/recall/density/coverage, the evaluator's
+        name and how the samples were drawn (`method`)."""
+        r = self.report(images, k=k)
+        return {"fid": round(float(r["fid"]), 3), "fid_name": r["fid_name"], "fid_n_samples": int(len(images)),
+                "precision_recall": {key: round(float(r[key]), 4)
+                                     for key in ("precision", "recall", "density", "coverage")},
+                "fid_evaluator": {"name": self.entry.name}, "fid_method": method}
+

@@ -169,7 +169,7 @@ class QtImageTab(QWidget):
         sp = self.settings_card = QtSamplingPanel(seed_max=SEED_MAX, idle_text=IDLE_TEXT)
         self.steps, self.guidance, self.scheduler, self.seed = sp.steps, sp.guidance, sp.scheduler, sp.seed
         self.lock, self.batch, self.progress, self.progress_label = sp.lock, sp.batch, sp.progress, sp.progress_label
-        self.generate_button, self.stop_button = sp.generate_button, sp.stop_button
+        self.generate_button, self.stop_button, self.unet = sp.generate_button, sp.stop_button, sp.unet
         self.history_card = QtCard("History")
         self.gallery = QtGallery()
         self.gallery.setMinimumHeight(100)
@@ -257,6 +257,10 @@ class QtImageTab(QWidget):
             self.class_box.addItem(caption, caption)
         self.class_box.setVisible(bool(model.classes))
         self.steps.setMaximum(model.scheduler_config.num_train_timesteps)
+        self.unet.clear()
+        for precision in model.unet_precisions:
+            self.unet.addItem(precision, precision)
+        self.unet.setEnabled(self.unet.count() > 1)
         self.apply_defaults()
         if not self.prompt.text().strip() and model.example_prompts:
             self.prompt.set_text(model.example_prompts[0])
@@ -273,6 +277,7 @@ class QtImageTab(QWidget):
         self.steps.setValue(int(d.get("steps", 25)))
         self.guidance.set_decimal(float(d.get("guidance", 3.0)))
         self._set_scheduler(self.model.default_scheduler)
+        self.unet.setCurrentIndex(max(0, self.unet.findData(self.model.default_unet)))
         self.batch.setValue(min(MAX_BATCH, max(1, int(d.get("batch", 4)))))
         self._set_seed(int(d.get("seed", 0)), lock=False)
 
@@ -353,7 +358,8 @@ class QtImageTab(QWidget):
         """What the controls ask for (the seed as shown)."""
         return ImageRequest(self.prompt.text().strip(), self.negative.text().strip(), self.steps.value(),
                             self.guidance.decimal(), self.scheduler.currentData(), self.seed.value(),
-                            self.batch.value(), preview="noisy")  # both views, so the toggle works mid-run
+                            self.batch.value(), preview="noisy",  # both views, so the toggle works mid-run
+                            unet=self.unet.currentData())
 
     def generate(self) -> QtJob | None:
         if self.model is None or self.run is not None:
@@ -635,6 +641,12 @@ class QtImageTab(QWidget):
                 notes.append(f"unknown sampler {s['scheduler']!r}")
             if "batch" in s:
                 self.batch.setValue(int(s["batch"]))
+            if "unet" in s:
+                i = self.unet.findData(str(s["unet"]))
+                if i >= 0:
+                    self.unet.setCurrentIndex(i)
+                else:
+                    notes.append(f"made with the {s['unet']} UNet, which {self.model.name} does not have")
             if "seed" in s:
                 seed = int(s["seed"])
                 if seed > SEED_MAX:

@@ -18,6 +18,7 @@ TAB_SPECS: list[str] = [
     "flow | Flow Density | genstudio.qt.qt_flow:QtFlowTab",
     "gan | GAN Faces | genstudio.qt.qt_gan:QtGanTab",
     "vae | VAE Explorer | genstudio.qt.qt_vae:QtVaeTab",
+    "compare | Compare | genstudio.qt.qt_compare:QtCompareTab",
 ]
 
 

@@ -38,6 +38,7 @@ UNK_ID = 1  # "[UNK]": what a word outside the vocabulary becomes
 SPECIAL_TOKENS = ("[PAD]", "[UNK]")
 MAX_BATCH = 16  # images per request
 PREVIEWS = ("x0", "noisy", "none")  # what each step converts for display
+UNET_ROLES = {"float32": "unet", "int8": "unet_int8"}  # the UNet graph a request runs, by precision
 _ENCODER_CACHE = 64  # prompts whose encoder output is kept
 
 
@@ -69,6 +70,7 @@ class ImageRequest:
     seed: int = 0  # image k of the batch uses seed + k
     batch: int = 1  # images, 1..16
     preview: str = "x0"  # per step: "x0" (the denoised estimate), "noisy" (also the current sample), "none"
+    unet: str | None = None  # "float32" or "int8" (a folder with an int8 UNet); None: the model's default
 
 
 @dataclass
@@ -199,6 +201,16 @@ class DiffusionModel(ModelFolder):
         return make_scheduler(name or self.default_scheduler, self.scheduler_config)
 
     @property
+    def unet_precisions(self) -> list[str]:
+        """The UNet graphs this folder has: "float32", and "int8" when it ships a quantized one."""
+        return [k for k, role in UNET_ROLES.items() if self.entry.manifest.files_with_role(role)]
+
+    @property
+    def default_unet(self) -> str:
+        wanted = str(self.defaults.get("unet", "float32"))
+        return wanted if wanted in self.unet_precisions else "float32"
+
+    @property
     def default_scheduler(self) -> str:
         return str(self.defaults.get("scheduler", "dpmpp_2m"))
 
@@ -252,7 +264,10 @@ class DiffusionModel(ModelFolder):
                     steps=int(request.steps if request.steps is not None else self.defaults.get("steps", 25)),
                     guidance=float(request.guidance if request.guidance is not None
                                    else self.defaults.get("guidance", 3.0)),
-                    scheduler=request.scheduler or self.default_scheduler)
+                    scheduler=request.scheduler or self.default_scheduler,
+                    unet=request.unet or self.default_unet)
+        if r.unet not in self.unet_precisions:
+            raise ValueError(f"{self.name} has no {r.unet} UNet; it has {', '.join(self.unet_precisions)}")
         if r.scheduler not in SCHEDULERS:
             raise ValueError(f"unknown scheduler {r.scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
         total = self.scheduler_config.num_train_timesteps
@@ -272,7 +287,7 @@ class DiffusionModel(ModelFolder):
         """What a saved image records (the PNG text chunk): enough to make it again."""
         return {"family": "diffusion", "model": self.name, "version": self.entry.manifest.version,
                 "prompt": r.prompt, "negative": r.negative, "seed": int(r.seed), "steps": r.steps,
-                "scheduler": r.scheduler, "guidance": r.guidance, "batch": int(r.batch)}
+                "scheduler": r.scheduler, "guidance": r.guidance, "batch": int(r.batch), "unet": r.unet}
 
     def sample(self, request: ImageRequest) -> Generator[Progress, None, DiffusionResult]:
         """Generate request.batch images; one Progress per denoising step (preview: a DiffusionStep).
@@ -297,15 +312,15 @@ class DiffusionModel(ModelFolder):
         return DiffusionResult(images, self.settings(r), film, unknown, time.perf_counter() - start)
 
     def sample_prompts(self, prompts: Sequence[str], seeds: Sequence[int], *, negative: str = "",
-                       steps: int | None = None, guidance: float | None = None, scheduler: str | None = None
-                       ) -> Generator[Progress, None, np.ndarray]:
+                       steps: int | None = None, guidance: float | None = None, scheduler: str | None = None,
+                       unet: str | None = None) -> Generator[Progress, None, np.ndarray]:
         """One image per (prompt, seed) pair, up to 16 per UNet batch, no previews: what measurement uses.
         Image k equals sample(ImageRequest(prompts[k], seed=seeds[k], ...)).images[0]."""
         if len(prompts) != len(seeds):
             raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
         if any(int(s) < 0 for s in seeds):
             raise ValueError("seeds must be at least 0")
-        r = self.resolve(ImageRequest("", negative, steps, guidance, scheduler, 0, 1, "none"))
+        r = self.resolve(ImageRequest("", negative, steps, guidance, scheduler, 0, 1, "none", unet))
         for text in {*prompts}:
             self.token_ids(text)
         self.token_ids(negative, "negative prompt")
@@ -333,9 +348,10 @@ class DiffusionModel(ModelFolder):
         return np.concatenate(out) if out else np.zeros((0, c, h, w), np.float32)
 
     # -- the loop ---------------------------------------------------------------------------------------------
-    def _unet(self, x: np.ndarray, t: float, cond: np.ndarray, uncond: np.ndarray, guidance: float) -> np.ndarray:
-        """The guided epsilon for samples x (B, C, H, W) at training timestep t."""
-        sess = self._session("unet")
+    def _unet(self, x: np.ndarray, t: float, cond: np.ndarray, uncond: np.ndarray, guidance: float,
+              role: str = "unet") -> np.ndarray:
+        """The guided epsilon for samples x (B, C, H, W) at training timestep t, from the graph of `role`."""
+        sess = self._session(role)
         b = len(x)
         if guidance == 1.0 or guidance == 0.0:  # one half is enough
             text = cond if guidance == 1.0 else uncond
@@ -358,7 +374,8 @@ class DiffusionModel(ModelFolder):
         total = len(timesteps)
         vr = self.value_range
         for i, t in enumerate(timesteps):
-            eps = self._unet(sched.scale_model_input(x, t), float(t), cond, uncond, float(r.guidance))
+            eps = self._unet(sched.scale_model_input(x, t), float(t), cond, uncond, float(r.guidance),
+                             UNET_ROLES[r.unet or "float32"])
             out = sched.step(eps, t, x, noise)
             x = out.prev_sample
             x0 = noisy = frame = None

@@ -87,7 +87,7 @@ def measure_job(model: DiffusionModel, evaluator_root: Path | None = None, *,
                 targets: Sequence[PromptTarget] | None = None, fid_prompts: Sequence[str] | None = None,
                 n: int = 500, per_prompt: int = 8, steps: int | None = None, scheduler: str | None = None,
                 guidance: float | None = None, negative: str = "", seed: int = 0,
-                targets_note: str = "") -> Generator[Progress, None, dict]:
+                targets_note: str = "", unet: str | None = None) -> Generator[Progress, None, dict]:
     """Prompt adherence on `targets` and FID of n images; {"skipped": why} without an evaluator.
 
     evaluator_root: a models folder holding eval-<dataset> (None: the usual registry roots)."""
@@ -96,7 +96,7 @@ def measure_job(model: DiffusionModel, evaluator_root: Path | None = None, *,
         evaluator = ev.Evaluator.open(registry, model.dataset, model.pool)
     except LookupError as e:
         return {"skipped": str(e)}
-    r = model.resolve(ImageRequest("", negative, steps, guidance, scheduler, preview="none"))
+    r = model.resolve(ImageRequest("", negative, steps, guidance, scheduler, preview="none", unet=unet))
     heads = evaluator.heads
     targets = list(targets) if targets is not None else class_targets(model, heads)
     if per_prompt < 1 or n < 0:
@@ -114,7 +114,7 @@ def measure_job(model: DiffusionModel, evaluator_root: Path | None = None, *,
 
     def generate(prompts: list[str], first_seed: int, done_before: int, label: str):
         job = model.sample_prompts(prompts, [first_seed + i for i in range(len(prompts))], negative=negative,
-                                   steps=r.steps, guidance=r.guidance, scheduler=r.scheduler)
+                                   steps=r.steps, guidance=r.guidance, scheduler=r.scheduler, unet=r.unet)
         while True:
             try:
                 p = next(job)
@@ -154,7 +154,7 @@ def measure_job(model: DiffusionModel, evaluator_root: Path | None = None, *,
     n_images = len(adh_prompts) + n
     result.update({
         "quality_sampling": {"steps": r.steps, "scheduler": r.scheduler, "guidance": r.guidance,
-                             "negative": negative, "seed": seed},
+                             "negative": negative, "seed": seed, "unet": r.unet},
         "fid_evaluator": {"name": evaluator.entry.name, "command": evaluator.entry.manifest.build.get("command")},
         "quality_seconds": round(seconds, 2),
         "quality_images_per_second": round(n_images / max(seconds, 1e-9), 3),

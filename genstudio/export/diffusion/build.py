@@ -8,6 +8,7 @@ The folder (diffusion-<dataset>) follows diffusers' per-component layout:
     model.json                          family "diffusion"
     text_encoder/model.onnx             input_ids int64 (B, T) -> hidden (B, T, text_dim)
     unet/model.onnx                     sample, timestep (float, 0..999), encoder_hidden_states -> noise_pred
+    unet/model.int8.onnx                the same UNet with int8 convolutions (export/diffusion/quantize.py)
     tokenizer/tokenizer.json            the `tokenizers` word-level tokenizer ([PAD] = 0, [UNK] = 1)
     scheduler/scheduler_config.json     diffusers' scheduler settings of the training noise schedule
     diffusion.safetensors               raw + EMA weights, losses, configs and tokenizer (a resumable run)
@@ -65,11 +66,11 @@ DATASET_DEFAULTS = {  # per dataset: geometry, architecture and the shipped mode
     # about 0.7-0.9 s per step at batch 64 on one busy core: 3500 steps in 40-55 minutes
     "fashion-mnist": {"channels": 1, "size": 32, "source_size": 32, "widths": (16, 32, 64, 64), "blocks": 1,
                       "attention": (2, 3), "text_dim": 64, "text_layers": 2, "max_length": 16,
-                      "n_train": 60_000, "steps": 3500, "batch": 64, "guidance": 4.0},
+                      "n_train": 60_000, "steps": 3500, "batch": 64, "guidance": 4.0, "mask_padding": False},
     # 32x32: about 1.1 s per step at batch 64 (3000 steps in about 55 minutes); 48x48: --batch 32, 1.4 s per step
     "synthfaces": {"channels": 3, "size": 32, "source_size": 64, "widths": (16, 32, 64, 128), "blocks": 1,
                    "attention": (2, 3), "text_dim": 128, "text_layers": 2, "max_length": 40,
-                   "n_train": 12_000, "steps": 3000, "batch": 64, "guidance": 4.0},
+                   "n_train": 12_000, "steps": 3000, "batch": 64, "guidance": 4.0, "mask_padding": True},
 }
 EXAMPLE_PROMPTS = {  # none names a held-out (hair colour, expression, glasses) combination
     "synthfaces": ["a smiling woman with long blonde hair", "a man with a full beard wearing sunglasses",
@@ -92,6 +93,7 @@ class DiffusionBuild:
     caption_draws: int = 20_000  # captions drawn to measure the longest (must fit max_length)
     data_dir: str | None = None  # Fashion-MNIST idx folder; None: Debian's
     checkpoint: str | None = None  # export this training checkpoint instead of training
+    int8: bool = True  # also write unet/model.int8.onnx (static quantization calibrated on sampling runs)
 
     @property
     def name(self) -> str:
@@ -101,9 +103,10 @@ class DiffusionBuild:
 def diffusion_build(dataset: str, *, size: int = 0, widths: tuple[int, ...] = (), blocks: int = 0,
                     attention: tuple[int, ...] | None = None, text_dim: int = 0, text_layers: int = 0,
                     steps: int = 0, batch: int = 0, lr: float = 0.0, n_train: int = 0, seed: int = 0,
-                    data_dir: str | None = None) -> DiffusionBuild:
-    """A build with the dataset's defaults; a zero / empty argument keeps the default."""
+                    data_dir: str | None = None, mask_padding: bool | None = None) -> DiffusionBuild:
+    """A build with the dataset's defaults; a zero / empty / None argument keeps the default."""
     d = DATASET_DEFAULTS[dataset]
+    mask = d["mask_padding"] if mask_padding is None else mask_padding
     text_dim = text_dim or d["text_dim"]
     train = DiffusionTrainConfig(steps=steps or d["steps"], batch_size=batch or d["batch"], seed=seed)
     if lr:
@@ -111,9 +114,10 @@ def diffusion_build(dataset: str, *, size: int = 0, widths: tuple[int, ...] = ()
     return DiffusionBuild(
         dataset=dataset, size=size or d["size"],
         text=TextConfig(max_length=d["max_length"], dim=text_dim, layers=text_layers or d["text_layers"],
-                        heads=max(1, text_dim // 32)),
+                        heads=max(1, text_dim // 32), mask_padding=mask),
         unet=UNetConfig(widths=tuple(widths or d["widths"]), blocks=blocks or d["blocks"],
-                        attention=tuple(d["attention"] if attention is None else attention)),
+                        attention=tuple(d["attention"] if attention is None else attention),
+                        text_mask=mask),
         train=train, n_train=n_train or d["n_train"], guidance=d["guidance"], data_dir=data_dir)
 
 
@@ -237,6 +241,10 @@ def build_diffusion(cfg: DiffusionBuild, out_root: Path, *, command: str,
     seconds = {"train": run["seconds"], "export": round(time.perf_counter() - started, 1),
                "steps_per_second": round(steps / run["seconds"], 3) if run["seconds"] else None}
     _manifest(cfg, tok, command=command, metrics=metrics, run=run, seconds=seconds).save(tmp)
+    if cfg.int8:
+        from genstudio.export.diffusion.quantize import add_int8_unet
+
+        add_int8_unet(tmp, command=command)
     final = publish(tmp, out_root, cfg.name)
     report(Progress(total, total, f"{cfg.name} exported, loss {metrics['train_last_100_steps']:.4f}"))
     return final

@@ -87,14 +87,21 @@ def load_model(path: Path, which: str = "ema") -> tuple[DiffusionModel, dict[str
     return model.eval().requires_grad_(False), meta
 
 
+NEW_MODULES = ("unet.text_mlp.",)  # added since the first runs; a resumed older run starts them at their init
+
+
 def restore_run(path: Path, run: DiffusionRun) -> dict[str, str]:
-    """Load raw and EMA weights, step, seconds and losses into `run` (same architecture); returns the metadata."""
+    """Load raw and EMA weights, step, seconds and losses into `run` (same architecture, or an older run's plus
+    the modules in NEW_MODULES, which start at their zero init); returns the metadata."""
     meta = read_metadata(path)
     raw = load_tensors(path, "model")
     if not raw:
         raise ValueError(f"{path} holds only the EMA weights (a shipped model's checkpoint); resume from the file "
                          "that --checkpoint-to wrote")
-    run.model.load_state_dict(raw)
-    run.ema.load_state_dict(load_tensors(path, "ema"))
+    for module, tensors in ((run.model, raw), (run.ema, load_tensors(path, "ema"))):
+        missing, unexpected = module.load_state_dict(tensors, strict=False)
+        bad = unexpected + [k for k in missing if not k.startswith(NEW_MODULES)]
+        if bad:
+            raise ValueError(f"{path} does not fit this architecture: {', '.join(bad[:5])}")
     run.resume(int(meta["step"]), float(meta.get("seconds", 0.0)), load_losses(path))
     return meta

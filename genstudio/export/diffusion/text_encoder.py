@@ -3,8 +3,10 @@
     enc = TextEncoder(TextConfig(vocab_size=146, max_length=40, dim=128))
     hidden = enc(input_ids)                      # int64 (B, T) -> float (B, T, dim)
 
-Attention is bidirectional and unmasked: padding (id 0) is a token like any other, so an all-padding
-prompt (the unconditional input) still gives well-defined hidden states, and the graph has one input.
+Attention is bidirectional. With `mask_padding`, padding (id 0) is masked out of attention and comes out
+as exact zero vectors, which is how the UNet tells words from padding with no second graph input; the
+first position always counts, so an all-padding prompt (the unconditional input) still gives one
+well-defined state. Without it (the first models), padding is a token like any other.
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from genstudio.export.diffusion.tokenizer import PAD_ID
+
+MASKED = -1e4  # the attention bias of an ignored key: exp(-1e4) is 0 in float32
+
 
 @dataclass
 class TextConfig:
@@ -24,9 +30,15 @@ class TextConfig:
     layers: int = 2  # transformer blocks
     heads: int = 4  # attention heads (dim / heads per head)
     mlp_ratio: int = 4  # feed-forward width / dim
+    mask_padding: bool = False  # attend to words only; padding positions output zero vectors
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def key_bias(keep: torch.Tensor) -> torch.Tensor:
+    """(B, M) float, 1 keep / 0 ignore -> the additive attention bias (B, 1, 1, M)."""
+    return ((1.0 - keep) * MASKED)[:, None, None, :]
 
 
 class Attention(nn.Module):
@@ -39,13 +51,15 @@ class Attention(nn.Module):
         self.kv = nn.Linear(context_dim or dim, 2 * dim, bias=False)
         self.out = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
+                bias: torch.Tensor | None = None) -> torch.Tensor:
+        """bias: None, or an additive (B, 1, 1, M) float mask over the keys (0 keep, -1e4 ignore)."""
         b, n, d = x.shape
         h = self.heads
         ctx = x if context is None else context
         q = self.q(x).view(b, n, h, d // h).transpose(1, 2)  # (B, h, N, d/h)
         k, v = self.kv(ctx).view(b, ctx.shape[1], 2, h, d // h).permute(2, 0, 3, 1, 4)  # 2 x (B, h, M, d/h)
-        y = F.scaled_dot_product_attention(q, k, v)  # (B, h, N, d/h)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)  # (B, h, N, d/h)
         return self.out(y.transpose(1, 2).reshape(b, n, d))
 
 
@@ -58,8 +72,8 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(cfg.dim, cfg.mlp_ratio * cfg.dim), nn.GELU(),
                                  nn.Linear(cfg.mlp_ratio * cfg.dim, cfg.dim))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x))
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x), bias=bias)
         return x + self.mlp(self.norm2(x))
 
 
@@ -75,6 +89,14 @@ class TextEncoder(nn.Module):
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         x = self.tokens(input_ids) + self.positions[: input_ids.shape[1]]  # (B, T, dim)
+        if not self.cfg.mask_padding:
+            for block in self.blocks:
+                x = block(x)
+            return self.norm(x)
+        keep = input_ids != PAD_ID
+        keep = torch.cat([torch.ones_like(keep[:, :1]), keep[:, 1:]], dim=1).float()  # (B, T); position 0 counts
+        bias = key_bias(keep)
         for block in self.blocks:
-            x = block(x)
-        return self.norm(x)
+            x = block(x, bias)
+        return self.norm(x) * keep[:, :, None]  # padding -> exact zeros
+

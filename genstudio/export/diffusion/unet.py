@@ -9,6 +9,10 @@ a sinusoidal timestep embedding through an MLP; at each level `blocks` residual 
 (self-attention, cross-attention to the text, feed-forward); strided-conv downsampling, nearest +
 conv upsampling, skip connections from every down block to the matching up block, and a middle block
 (residual, transformer, residual) at the lowest resolution.
+
+With `text_mask` (a text encoder with mask_padding), the all-zero vectors of padding are masked out of
+cross-attention, and the mean of the word vectors also enters through the time embedding: a global
+path for global attributes (hair colour, expression), as Imagen and SDXL add pooled text to it.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from genstudio.export.diffusion.text_encoder import Attention
+from genstudio.export.diffusion.text_encoder import Attention, key_bias
 
 
 @dataclass
@@ -34,6 +38,7 @@ class UNetConfig:
     head_dim: int = 32  # channels per attention head
     groups: int = 8  # GroupNorm groups
     dropout: float = 0.0  # inside residual blocks
+    text_mask: bool = False  # zero context vectors are padding: masked in cross-attention; pooled text joins temb
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -87,11 +92,11 @@ class SpatialTransformer(nn.Module):
         nn.init.zeros_(self.proj_out.weight)
         nn.init.zeros_(self.proj_out.bias)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, context: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         b, c, h, w = x.shape
         y = self.proj_in(self.norm(x).flatten(2).transpose(1, 2))  # (B, H*W, C)
         y = y + self.self_attn(self.norm1(y))
-        y = y + self.cross_attn(self.norm2(y), context)
+        y = y + self.cross_attn(self.norm2(y), context, bias)
         y = y + self.ff(self.norm3(y))
         return x + self.proj_out(y).transpose(1, 2).reshape(b, c, h, w)
 
@@ -117,6 +122,10 @@ class UNet(nn.Module):
         w = cfg.widths
         t_dim = 4 * w[0]
         self.time_mlp = nn.Sequential(nn.Linear(w[0], t_dim), nn.SiLU(), nn.Linear(t_dim, t_dim))
+        if cfg.text_mask:
+            self.text_mlp = nn.Sequential(nn.Linear(cfg.context_dim, t_dim), nn.SiLU(), nn.Linear(t_dim, t_dim))
+            nn.init.zeros_(self.text_mlp[2].weight)  # starts without the pooled path (a resumed run picks it up)
+            nn.init.zeros_(self.text_mlp[2].bias)
         self.conv_in = nn.Conv2d(cfg.channels, w[0], 3, padding=1)
         self.down = nn.ModuleList()
         self.downsample = nn.ModuleList()
@@ -149,21 +158,27 @@ class UNet(nn.Module):
 
     def forward(self, sample: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         temb = self.time_mlp(timestep_embedding(timestep, self.cfg.widths[0]))  # (B, 4 * widths[0])
+        bias = None
+        if self.cfg.text_mask:
+            keep = (context.abs().amax(dim=2) > 0).float()  # (B, T): the words (and position 0)
+            bias = key_bias(keep)
+            pooled = (context * keep[:, :, None]).sum(1) / keep.sum(1, keepdim=True).clamp(min=1.0)  # (B, dim)
+            temb = temb + self.text_mlp(pooled)
         h = self.conv_in(sample)
         hs = [h]
         for i, level in enumerate(self.down):
             for res, attn in zip(level.res, level.attn, strict=True):
                 h = res(h, temb)
-                h = attn(h, context) if isinstance(attn, SpatialTransformer) else h
+                h = attn(h, context, bias) if isinstance(attn, SpatialTransformer) else h
                 hs.append(h)
             if i < len(self.downsample):
                 h = self.downsample[i](h)  # (B, C, H/2, W/2)
                 hs.append(h)
-        h = self.mid_res2(self.mid_attn(self.mid_res1(h, temb), context), temb)
+        h = self.mid_res2(self.mid_attn(self.mid_res1(h, temb), context, bias), temb)
         for i, level in enumerate(self.up):
             for res, attn in zip(level.res, level.attn, strict=True):
                 h = res(torch.cat([h, hs.pop()], dim=1), temb)  # (B, C + C_skip, H, W) -> (B, C, H, W)
-                h = attn(h, context) if isinstance(attn, SpatialTransformer) else h
+                h = attn(h, context, bias) if isinstance(attn, SpatialTransformer) else h
             if i < len(self.upsample):
                 h = self.upsample[i](F.interpolate(h, scale_factor=2.0, mode="nearest"))  # (B, C, 2H, 2W)
         return self.conv_out(F.silu(self.norm_out(h)))
