@@ -467,3 +467,14 @@ def test_exported_report_matches_genstudio_compare(root, pool, cli_registered, t
     assert summary["command"] == cli_json["command"].replace(str(cli_out), str(tab_out))
     cli_chart = np.asarray(Image.open(cli_out / "comparison-chart.png").convert("RGB"))
     np.testing.assert_array_equal(cli_chart, compare.chart_image(summary["rows"]))
+
+
+def test_evaluate_dataset_is_short_for_evaluate_all(monkeypatch):
+    from genstudio.cli import compare as cli_compare
+    from genstudio.cli import main
+
+    seen = []
+    monkeypatch.setattr(cli_compare, "cmd_evaluate_all", lambda args: seen.append((args.family, args.dataset)) or 0)
+    assert main(["evaluate", "--dataset", "synthfaces", "--n", "10"]) == 0
+    assert main(["evaluate", "--dataset=fashion-mnist"]) == 0
+    assert seen == [("all", "synthfaces"), ("all", "fashion-mnist")]

@@ -321,6 +321,30 @@ def test_onnx_graphs_take_any_batch_and_match_the_checkpoint():
 
 
 @pytest.mark.slow
+def test_the_int8_unet_ships_beside_the_float_one_and_runs_in_the_engine():
+    from genstudio.engines.diffusion.pipeline import DiffusionModel, ImageRequest
+    from genstudio.runtime.jobs import drive
+    from genstudio.runtime.manifest import Manifest
+    from genstudio.runtime.registry import check_folder
+    from genstudio.runtime.sessions import SessionConfig, SessionPool
+
+    folder, _, _ = tiny_run()
+    int8 = Manifest.load(folder).build["int8"]
+    assert int8["op_types"] == ["Conv"] and int8["calibration_feeds"] > 0
+    assert int8["command"].startswith("genstudio export diffusion --dataset fashion-mnist")
+    assert 0 < int8["against_float"]["relative_rms_error"] < 0.2
+    model = DiffusionModel(check_folder(folder, "shipped"), SessionPool(SessionConfig(provider="cpu", threads=1)))
+    assert model.unet_precisions == ["float32", "int8"] and model.default_unet == "float32"
+    request = ImageRequest("a photo of a coat", steps=3, seed=2, batch=2, preview="none")
+    exact = drive(model.sample(request))
+    quantized = drive(model.sample(ImageRequest(**{**request.__dict__, "unet": "int8"})))
+    assert quantized.settings["unet"] == "int8" and exact.settings["unet"] == "float32"
+    assert 0 < np.abs(quantized.images - exact.images).max() < 0.5  # close, not identical
+    with pytest.raises(ValueError, match="no bfloat16 UNet|has no"):
+        model.resolve(ImageRequest("a photo of a coat", unet="bfloat16"))
+
+
+@pytest.mark.slow
 def test_checkpoints_resume_and_record_every_stage():
     from genstudio.export.diffusion.build import checkpoint_info, diffusion_build, train_diffusion
     from genstudio.export.diffusion.checkpoint import load_losses, load_tensors
