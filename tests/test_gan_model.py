@@ -14,11 +14,9 @@ from genstudio.export.gan.train import GanTrainConfig, GanTrainer, build_models
 FACES = GanConfig(z_dim=8, w_dim=8, mapping_layers=2, g_widths=(8, 8, 4, 4, 4), d_widths=(4, 4, 4, 8, 8))
 MNIST = GanConfig(channels=1, size=28, z_dim=8, w_dim=8, mapping_layers=2, g_widths=(8, 8, 4, 4),
                   d_widths=(4, 4, 8, 8))
-CONV = GanConfig(z_dim=8, w_dim=8, mapping_layers=2, g_widths=(8, 8, 4, 4, 4), d_widths=(4, 4, 4, 8, 8),
-                 synthesis="conv")
 
 
-@pytest.mark.parametrize("cfg", [FACES, MNIST, CONV], ids=["64x64x3", "28x28x1", "conv-synthesis"])
+@pytest.mark.parametrize("cfg", [FACES, MNIST], ids=["64x64x3", "28x28x1"])
 def test_shapes(cfg):
     torch.manual_seed(0)
     g, d = Generator(cfg), Discriminator(cfg)
@@ -37,12 +35,6 @@ def test_shapes(cfg):
 
 def test_config_round_trip():
     assert GanConfig.from_dict(FACES.to_dict()) == FACES
-    assert GanConfig.from_dict(CONV.to_dict()) == CONV
-    old = FACES.to_dict()
-    del old["synthesis"]  # checkpoints from before the choice existed are style-based
-    assert GanConfig.from_dict(old).synthesis == "style"
-    with pytest.raises(ValueError, match="synthesis"):
-        Generator(GanConfig(synthesis="dense"))
     assert FACES.render_size == 64 and MNIST.render_size == 32
 
 

@@ -31,9 +31,6 @@ def register(groups) -> None:
     p.add_argument("--batch", type=int, default=0, help="images per step (default: the dataset's)")
     p.add_argument("--g-widths", default="", help="synthesis channels from 4x4 up, comma-separated")
     p.add_argument("--d-widths", default="", help="discriminator channels from full size down, comma-separated")
-    p.add_argument("--synthesis", choices=("style", "conv"), default="style",
-                   help="style: modulated convs fed w at every layer (StyleGAN2); conv: w enters once at 4x4 "
-                        "(ProGAN's generator after the mapping network)")
     p.add_argument("--z-dim", type=int, default=64, help="noise dimensions (default 64)")
     p.add_argument("--w-dim", type=int, default=64, help="intermediate latent dimensions (default 64)")
     p.add_argument("--r1-every", type=int, default=16, help="lazy R1 interval in steps (default 16)")
@@ -94,8 +91,7 @@ def _command(args: argparse.Namespace, steps: int, batch: int, g_widths, d_width
     """The one command that rebuilds exactly this model (what build.command records)."""
     words = ["genstudio", "export", "gan", "--dataset", args.dataset, "--steps", str(steps), "--batch", str(batch),
              "--g-widths", ",".join(map(str, g_widths)), "--d-widths", ",".join(map(str, d_widths)),
-             "--synthesis", args.synthesis, "--z-dim", str(args.z_dim), "--w-dim", str(args.w_dim),
-             "--r1-every", str(args.r1_every),
+             "--z-dim", str(args.z_dim), "--w-dim", str(args.w_dim), "--r1-every", str(args.r1_every),
              "--r1-gamma", f"{args.r1_gamma:g}",
              "--fid-samples", str(args.fid_samples), "--seed", str(args.seed)]
     for flag, value in (("--train-images", args.train_images), ("--threads", args.threads), ("--data", args.data),
@@ -139,12 +135,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         steps, batch = info["step"], info["train"]["batch_size"]
         g_widths, d_widths = tuple(info["gan"]["g_widths"]), tuple(info["gan"]["d_widths"])
         args.z_dim, args.w_dim = info["gan"]["z_dim"], info["gan"]["w_dim"]  # the command records what was trained
-        args.synthesis = info["gan"].get("synthesis", "style")
         args.r1_every, args.seed = info["train"]["r1_every"], info["train"]["seed"]
         args.r1_gamma = info["train"]["r1_gamma"]
     cfg = GanBuild(dataset=args.dataset,
-                   gan=GanConfig(z_dim=args.z_dim, w_dim=args.w_dim, g_widths=g_widths, d_widths=d_widths,
-                                 synthesis=args.synthesis),
+                   gan=GanConfig(z_dim=args.z_dim, w_dim=args.w_dim, g_widths=g_widths, d_widths=d_widths),
                    train=GanTrainConfig(steps=steps, batch_size=batch, r1_every=args.r1_every, r1_gamma=args.r1_gamma,
                                        seed=args.seed),
                    n_train=args.train_images or d["n_train"], n_fid=args.fid_samples,

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from genstudio.export.gan.layers import SQRT2, EqualConv2d, EqualLinear, ModulatedConv2d
+from genstudio.export.gan.layers import SQRT2, EqualLinear, ModulatedConv2d
 
 
 @dataclass
@@ -33,7 +33,6 @@ class GanConfig:
     mapping_lr_mul: float = 0.01  # the mapping learns 100x slower (StyleGAN's recipe)
     g_widths: tuple[int, ...] = (128, 128, 64, 32, 16)  # synthesis channels at 4, 8, 16, 32, 64
     d_widths: tuple[int, ...] = (16, 32, 64, 128, 128)  # discriminator channels at 64, 32, 16, 8, 4
-    synthesis: str = "style"  # "style": modulated convs fed w at every layer; "conv": w enters once, at 4x4
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -99,43 +98,12 @@ class Synthesis(nn.Module):
         return rgb
 
 
-def pixel_norm(x: torch.Tensor) -> torch.Tensor:
-    """Each pixel's feature vector scaled to unit mean square (ProGAN, https://arxiv.org/abs/1710.10196, 4.2)."""
-    return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + 1e-8)
-
-
-class ConvSynthesis(nn.Module):
-    """ProGAN's generator after the mapping network: w -> a 4x4 map by a dense layer, then per resolution a
-    nearest 2x upsample and two 3x3 convs, each with leaky ReLU and pixel norm; one toRGB at the top. Every
-    layer sees the whole image's features, so the coarse layout is learnt first (no per-resolution RGB skips)."""
-
-    def __init__(self, cfg: GanConfig) -> None:
-        super().__init__()
-        widths = cfg.g_widths
-        self.c0 = widths[0]
-        self.dense = EqualLinear(cfg.w_dim, widths[0] * 16)
-        self.convs = nn.ModuleList([EqualConv2d(widths[0], widths[0], 3)])
-        for c_in, c_out in pairwise(widths):
-            self.convs.extend([EqualConv2d(c_in, c_out, 3), EqualConv2d(c_out, c_out, 3)])
-        self.to_rgb = EqualConv2d(widths[-1], cfg.channels, 1, act=False)
-
-    def forward(self, w: torch.Tensor) -> torch.Tensor:
-        x = pixel_norm(F.leaky_relu(self.dense(w), 0.2).view(-1, self.c0, 4, 4) * SQRT2)  # (N, C0, 4, 4)
-        x = pixel_norm(self.convs[0](x))
-        for i in range(1, len(self.convs), 2):
-            x = F.interpolate(x, scale_factor=2.0, mode="nearest")  # (N, C, 2H, 2W)
-            x = pixel_norm(self.convs[i + 1](pixel_norm(self.convs[i](x))))
-        return self.to_rgb(x)
-
-
 class Generator(nn.Module):
     def __init__(self, cfg: GanConfig) -> None:
         super().__init__()
         self.cfg = cfg
         self.mapping = Mapping(cfg)
-        if cfg.synthesis not in ("style", "conv"):
-            raise ValueError(f"synthesis must be 'style' or 'conv', not {cfg.synthesis!r}")
-        self.synthesis_net = Synthesis(cfg) if cfg.synthesis == "style" else ConvSynthesis(cfg)
+        self.synthesis_net = Synthesis(cfg)
 
     def raw(self, w: torch.Tensor) -> torch.Tensor:
         """w -> image in about [-1, 1] at the output size (what the discriminator sees during training)."""
