@@ -279,7 +279,7 @@ def test_folder_layout_manifest_and_parity():
     assert x["max_length"] == 16 and x["text_dim"] == 16 and x["vocab_size"] == 18
     assert len(x["example_prompts"]) == 5 and len(x["classes"]) == 10
     assert x["longest_training_caption_tokens"] <= x["max_length"]
-    assert m.defaults == {"steps": 25, "guidance": 4.0, "scheduler": "dpmpp_2m", "seed": 0, "batch": 1}
+    assert m.defaults == {"steps": 25, "guidance": 4.0, "scheduler": "dpmpp_2m", "seed": 0, "batch": 1, "unet": "int8"}
     assert m.build["command"].startswith("genstudio export diffusion --dataset fashion-mnist --size 32 --steps 6 ")
     assert m.metrics["train_steps"] == 6 and m.metrics["train_last_100_steps"] > 0
     assert m.metrics["parity"]["max_abs_diff_text_encoder_hidden"] < 1e-4
@@ -334,8 +334,8 @@ def test_the_int8_unet_ships_beside_the_float_one_and_runs_in_the_engine():
     assert int8["command"].startswith("genstudio export diffusion --dataset fashion-mnist")
     assert 0 < int8["against_float"]["relative_rms_error"] < 0.2
     model = DiffusionModel(check_folder(folder, "shipped"), SessionPool(SessionConfig(provider="cpu", threads=1)))
-    assert model.unet_precisions == ["float32", "int8"] and model.default_unet == "float32"
-    request = ImageRequest("a photo of a coat", steps=3, seed=2, batch=2, preview="none")
+    assert model.unet_precisions == ["float32", "int8"] and model.default_unet == "int8"  # the build picks it
+    request = ImageRequest("a photo of a coat", steps=3, seed=2, batch=2, preview="none", unet="float32")
     exact = drive(model.sample(request))
     quantized = drive(model.sample(ImageRequest(**{**request.__dict__, "unet": "int8"})))
     assert quantized.settings["unet"] == "int8" and exact.settings["unet"] == "float32"

@@ -50,6 +50,7 @@ def register(groups) -> None:
     p.add_argument("--model", required=True, help="a diffusion model name or folder")
     p.add_argument("--runs", type=int, default=4, help="sampling runs recorded for calibration (default 4)")
     p.add_argument("--steps", type=int, default=10, help="denoising steps per run (default 10)")
+    p.add_argument("--default", action="store_true", help="make the int8 UNet the one the studio runs by default")
     p.set_defaults(handler=cmd_int8)
 
 
@@ -156,8 +157,9 @@ def cmd_int8(args: argparse.Namespace) -> int:
         raise CliError("--runs and --steps must be at least 1")
     entry = pick_model("diffusion", args.model)
     command = shlex.join(["genstudio", "export", "diffusion-int8", "--model", entry.name, "--runs", str(args.runs),
-                          "--steps", str(args.steps)])
-    path, report = add_int8_unet(entry.folder, command=command, runs=args.runs, steps=args.steps)
+                          "--steps", str(args.steps), *(["--default"] if args.default else [])])
+    path, report = add_int8_unet(entry.folder, command=command, runs=args.runs, steps=args.steps,
+                                 default=args.default)
     err = report["against_float"]
     print(f"{path}: int8 convolutions, {report['calibration_feeds']} calibration batches; against the float UNet "
           f"relative RMS error {err['relative_rms_error']:.4f}, max {err['max_abs_diff']:.4f}. Measure it with "

@@ -244,7 +244,7 @@ def build_diffusion(cfg: DiffusionBuild, out_root: Path, *, command: str,
     if cfg.int8:
         from genstudio.export.diffusion.quantize import add_int8_unet
 
-        add_int8_unet(tmp, command=command)
+        add_int8_unet(tmp, command=command, default=True)
     final = publish(tmp, out_root, cfg.name)
     report(Progress(total, total, f"{cfg.name} exported, loss {metrics['train_last_100_steps']:.4f}"))
     return final

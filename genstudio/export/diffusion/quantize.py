@@ -126,8 +126,10 @@ def compare_outputs(float_path: Path, int8_path: Path, feeds: list[dict[str, np.
             "n_feeds": len(feeds)}
 
 
-def add_int8_unet(folder: Path, *, command: str, runs: int = 4, steps: int = 10) -> tuple[Path, dict]:
-    """Calibrate on recorded runs, write unet/model.int8.onnx and record it in model.json; returns (path, report)."""
+def add_int8_unet(folder: Path, *, command: str, runs: int = 4, steps: int = 10,
+                  default: bool = False) -> tuple[Path, dict]:
+    """Calibrate on recorded runs, write unet/model.int8.onnx and record it in model.json (with `default`, as the
+    UNet the studio runs unless asked otherwise); returns (path, report)."""
     folder = Path(folder)
     feeds = record_unet_inputs(folder, runs=runs + 1, steps=steps)
     held_out = feeds[-steps:]  # the last run checks what the others calibrated
@@ -141,5 +143,7 @@ def add_int8_unet(folder: Path, *, command: str, runs: int = 4, steps: int = 10)
     m.files = [f for f in m.files if f.role != INT8_ROLE] + [ModelFile(INT8_FILE, INT8_ROLE)]
     m.io[INT8_ROLE] = m.io.get("unet", {})
     m.build["int8"] = report
+    if default:
+        m.defaults["unet"] = "int8"
     m.save(folder)
     return dest, report
