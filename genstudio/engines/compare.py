@@ -132,7 +132,7 @@ class Column:
     name: str
     family: str
     images: np.ndarray  # (n, C, H, W) float32 in [0, 1]
-    seconds_per_sample: float  # wall time of this column / n (sessions already open are not counted again)
+    seconds_per_sample: float  # wall time of this column / n, after a one-sample warm-up that opens the sessions
     settings: dict[str, Any] = field(default_factory=dict)  # what reproduces it
 
     @property
@@ -176,7 +176,8 @@ def _sample(engine, entry: ModelEntry, n: int, seed: int, condition: Condition
         prompts = condition.captions_for(n) or [""] * n
         images = yield from _relabel(engine.sample_prompts(prompts, [seed + k for k in range(n)]), entry.name)
         return images, {"seeds": f"{seed}..{seed + n - 1}", "prompts": prompts,
-                        "steps": engine.defaults.get("steps"), "guidance": engine.defaults.get("guidance")}
+                        "steps": engine.defaults.get("steps"), "guidance": engine.defaults.get("guidance"),
+                        "unet": engine.default_unet}
     if fam == "autoregressive":
         ids = condition.class_ids
         cls = None if ids is None or not engine.n_classes else [int(i) % engine.n_classes for i in
@@ -191,6 +192,8 @@ def sample_column(entry: ModelEntry, pool: SessionPool, n: int, seed: int = 0,
                   condition: Condition | None = None, engine=None) -> Generator[Progress, None, Column]:
     """n samples of one model with a shared seed and condition, timed (a job: progress per chunk)."""
     engine = engine or open_engine(entry, pool)
+    yield Progress(0, 1, f"{entry.name}: loading")
+    _drain(_sample(engine, entry, 1, seed, condition or Condition()))  # sessions open and warm: not timed
     start = time.perf_counter()
     images, settings = yield from _sample(engine, entry, n, seed, condition or Condition())
     seconds = time.perf_counter() - start
