@@ -66,3 +66,34 @@ def test_trainer_stop():
     trainer = GanTrainer(GanTrainConfig(steps=10, batch_size=4), g, d, torch.rand(8, 1, 28, 28))
     trainer.add_callback("on_batch_end", lambda t: t.stop() if t.step == 2 else None)
     assert trainer.run().step == 2
+
+
+def test_diff_augment_is_differentiable_and_does_what_it_says():
+    from genstudio.export.gan.train import diff_augment
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 3, 16, 16, requires_grad=True)
+    y = diff_augment(x, "color,translation,cutout", gen)
+    y.square().sum().backward()
+    assert y.shape == x.shape and x.grad.abs().sum() > 0  # gradients reach the generator through it
+    dot = torch.zeros(1, 1, 16, 16)
+    dot[0, 0, 8, 8] = 1.0
+    moved = [tuple((diff_augment(dot, "translation", gen)[0, 0] == 1).nonzero()[0].tolist()) for _ in range(20)]
+    assert all(abs(r - 8) <= 2 and abs(c - 8) <= 2 for r, c in moved) and len(set(moved)) > 1  # up to 1/8 side
+    holes = diff_augment(torch.ones(8, 1, 16, 16), "cutout", gen)
+    assert ((holes == 0).flatten(1).sum(1) > 0).all()  # every image loses a patch, at most half the side square
+    assert ((holes == 0).flatten(1).sum(1) <= 8 * 8).all()
+    assert torch.equal(diff_augment(x, "", gen), x)
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        diff_augment(x, "rotate", gen)
+
+
+def test_trainer_with_augmentation_runs_and_records_it(tmp_path):
+    g, d = build_models(FACES, 0)
+    images = torch.rand(8, 3, 64, 64) * 2 - 1
+    trainer = GanTrainer(GanTrainConfig(steps=2, batch_size=4, r1_every=1, augment="translation,cutout"), g, d, images)
+    trainer.run()
+    assert trainer.step == 2 and len(trainer.curves["r1"]) == 2
+    path = save_checkpoint(tmp_path / "gan.safetensors", trainer, FACES)
+    _, meta = load_generator(path)
+    assert '"augment": "translation,cutout"' in meta["train"]

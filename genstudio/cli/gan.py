@@ -35,6 +35,8 @@ def register(groups) -> None:
     p.add_argument("--w-dim", type=int, default=64, help="intermediate latent dimensions (default 64)")
     p.add_argument("--r1-every", type=int, default=16, help="lazy R1 interval in steps (default 16)")
     p.add_argument("--r1-gamma", type=float, default=0.0, help="R1 penalty weight (default: the dataset's)")
+    p.add_argument("--augment", default="", metavar="POLICIES",
+                   help="DiffAugment before the discriminator, comma-separated: color, translation, cutout")
     p.add_argument("--train-images", type=int, default=0, help="training images (default: the dataset's)")
     p.add_argument("--fid-samples", type=int, default=2000, help="samples scored by the evaluator (0: skip)")
     p.add_argument("--from-checkpoint", type=Path, metavar="FILE",
@@ -92,7 +94,7 @@ def _command(args: argparse.Namespace, steps: int, batch: int, g_widths, d_width
     words = ["genstudio", "export", "gan", "--dataset", args.dataset, "--steps", str(steps), "--batch", str(batch),
              "--g-widths", ",".join(map(str, g_widths)), "--d-widths", ",".join(map(str, d_widths)),
              "--z-dim", str(args.z_dim), "--w-dim", str(args.w_dim), "--r1-every", str(args.r1_every),
-             "--r1-gamma", f"{args.r1_gamma:g}",
+             "--r1-gamma", f"{args.r1_gamma:g}", *(["--augment", args.augment] if args.augment else []),
              "--fid-samples", str(args.fid_samples), "--seed", str(args.seed)]
     for flag, value in (("--train-images", args.train_images), ("--threads", args.threads), ("--data", args.data),
                         ("--out", args.out), ("--from-checkpoint", args.from_checkpoint),
@@ -137,10 +139,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         args.z_dim, args.w_dim = info["gan"]["z_dim"], info["gan"]["w_dim"]  # the command records what was trained
         args.r1_every, args.seed = info["train"]["r1_every"], info["train"]["seed"]
         args.r1_gamma = info["train"]["r1_gamma"]
+        args.augment = info["train"].get("augment", "")
     cfg = GanBuild(dataset=args.dataset,
                    gan=GanConfig(z_dim=args.z_dim, w_dim=args.w_dim, g_widths=g_widths, d_widths=d_widths),
                    train=GanTrainConfig(steps=steps, batch_size=batch, r1_every=args.r1_every, r1_gamma=args.r1_gamma,
-                                       seed=args.seed),
+                                       augment=args.augment, seed=args.seed),
                    n_train=args.train_images or d["n_train"], n_fid=args.fid_samples,
                    data_dir=str(args.data) if args.data else None,
                    checkpoint=str(args.from_checkpoint) if args.from_checkpoint else None)

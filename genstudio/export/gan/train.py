@@ -26,6 +26,45 @@ from genstudio.export.gan.generator import Generator
 from genstudio.export.trainer import Callbacks
 
 CURVES = ("d_loss", "g_loss", "r1", "d_real", "d_fake")  # what `curves` logs, one value per step (r1: when run)
+AUGMENTS = ("color", "translation", "cutout")
+
+
+def diff_augment(x: torch.Tensor, policy: str, gen: torch.Generator) -> torch.Tensor:
+    """DiffAugment (Zhao et al. 2020, https://arxiv.org/abs/2006.10738): the same random, differentiable
+    transforms on real and generated images before the discriminator, so it cannot win by memorising the
+    training set and its gradients still reach the generator. x (N, C, H, W) in about [-1, 1]."""
+    n = x.shape[0]
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=gen)
+
+    for name in filter(None, policy.split(",")):
+        if name == "color":  # brightness, saturation, contrast
+            x = x + (rand(n, 1, 1, 1) - 0.5)
+            mean = x.mean(dim=1, keepdim=True)
+            x = (x - mean) * (rand(n, 1, 1, 1) * 2.0) + mean
+            mean = x.mean(dim=(1, 2, 3), keepdim=True)
+            x = (x - mean) * (rand(n, 1, 1, 1) + 0.5) + mean
+        elif name == "translation":  # up to 1/8 of the side, the border filled with zeros
+            h, w = x.shape[2:]
+            sy, sx = h // 8, w // 8
+            dy = torch.randint(-sy, sy + 1, (n, 1, 1), generator=gen)
+            dx = torch.randint(-sx, sx + 1, (n, 1, 1), generator=gen)
+            ys = torch.arange(h)[None, :, None] + dy  # (N, H, 1)
+            xs = torch.arange(w)[None, None, :] + dx  # (N, 1, W)
+            inside = ((ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)).to(x.dtype)  # (N, H, W)
+            idx = (ys.clamp(0, h - 1) * w + xs.clamp(0, w - 1)).view(n, 1, h * w).expand(-1, x.shape[1], -1)
+            x = x.flatten(2).gather(2, idx).view_as(x) * inside[:, None]
+        elif name == "cutout":  # one zeroed square of half the side per image
+            h, w = x.shape[2:]
+            cy = torch.randint(0, h, (n, 1, 1), generator=gen)
+            cx = torch.randint(0, w, (n, 1, 1), generator=gen)
+            ys, xs = torch.arange(h)[None, :, None], torch.arange(w)[None, None, :]
+            keep = ((ys - cy).abs() >= h // 4) | ((xs - cx).abs() >= w // 4)  # (N, H, W)
+            x = x * keep[:, None].to(x.dtype)
+        else:
+            raise ValueError(f"unknown augmentation {name!r}; choose from {', '.join(AUGMENTS)}")
+    return x
 
 
 @dataclass
@@ -39,6 +78,7 @@ class GanTrainConfig:
     r1_every: int = 8  # lazy R1: penalise every this many steps, scaled up by it
     ema_half_life: int = 10_000  # images after which an old weight counts half in the EMA generator
     ema_rampup: float = 0.05  # early on, the half-life is at most this fraction of the images seen
+    augment: str = ""  # DiffAugment policies the discriminator sees, comma-separated: color, translation, cutout
     seed: int = 0  # seeds the weights, the batches and z
 
     def to_dict(self) -> dict:
@@ -71,6 +111,12 @@ class GanTrainer(Callbacks):
     def _z(self) -> torch.Tensor:
         return torch.randn(self.config.batch_size, self.g.cfg.z_dim, generator=self.gen)
 
+    def _d(self, images: torch.Tensor) -> torch.Tensor:
+        """The discriminator's logits, after the configured augmentation."""
+        if self.config.augment:
+            images = diff_augment(images, self.config.augment, self.gen)
+        return self.d(images)
+
     def train_step(self) -> None:
         c = self.config
         # discriminator: softplus(D(fake)) + softplus(-D(real)), R1 on reals every r1_every steps
@@ -79,14 +125,14 @@ class GanTrainer(Callbacks):
         reals = self._reals()
         with torch.no_grad():
             fakes = self.g(self._z())
-        real_logits, fake_logits = self.d(reals), self.d(fakes)
+        real_logits, fake_logits = self._d(reals), self._d(fakes)
         d_loss = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
         self.d_opt.zero_grad(set_to_none=True)
         d_loss.backward()
         self.d_opt.step()
         if c.r1_every and self.step % c.r1_every == 0:
             reals = reals.detach().requires_grad_(True)
-            (grad,) = torch.autograd.grad(self.d(reals).sum(), reals, create_graph=True)
+            (grad,) = torch.autograd.grad(self._d(reals).sum(), reals, create_graph=True)
             r1 = grad.pow(2).flatten(1).sum(1).mean()
             self.d_opt.zero_grad(set_to_none=True)
             (r1 * (c.r1_gamma / 2) * c.r1_every).backward()
@@ -96,7 +142,7 @@ class GanTrainer(Callbacks):
         # generator: softplus(-D(G(z)))
         self.g.requires_grad_(True)
         self.d.requires_grad_(False)
-        g_loss = F.softplus(-self.d(self.g(self._z()))).mean()
+        g_loss = F.softplus(-self._d(self.g(self._z()))).mean()
         self.g_opt.zero_grad(set_to_none=True)
         g_loss.backward()
         self.g_opt.step()
