@@ -22,7 +22,7 @@ import json
 import math
 import shlex
 import time
-from collections.abc import Generator, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from genstudio.engines.evaluate import DATASETS
-from genstudio.runtime.jobs import Progress
+from genstudio.runtime.jobs import Progress, drive
 from genstudio.runtime.registry import ModelEntry, Registry
 from genstudio.runtime.sessions import SessionPool
 
@@ -145,14 +145,20 @@ def duration_text(seconds: float) -> str:
     return f"{seconds:.2f} s / sample" if seconds >= 1.0 else f"{seconds * 1000:.2f} ms / sample"
 
 
-def _relabel(job: Generator, name: str) -> Generator[Progress, None, Any]:
-    """Forward a job's progress with the model's name in front; returns the job's value."""
+def _forward(job: Generator, remake: Callable[[Any], Progress]) -> Generator[Progress, None, Any]:
+    """Yield remake(p) for each progress item p of a sub-job; returns the sub-job's value."""
     while True:
         try:
             p = next(job)
         except StopIteration as stop:
             return stop.value
-        yield Progress(getattr(p, "step", 0), getattr(p, "total", None), f"{name}: {getattr(p, 'message', '')}")
+        yield remake(p)
+
+
+def _relabel(job: Generator, name: str) -> Generator[Progress, None, Any]:
+    """A sub-job's progress with the model's name in front of its message."""
+    return _forward(job, lambda p: Progress(getattr(p, "step", 0), getattr(p, "total", None),
+                                            f"{name}: {getattr(p, 'message', '')}"))
 
 
 def _sample(engine, entry: ModelEntry, n: int, seed: int, condition: Condition
@@ -193,7 +199,7 @@ def sample_column(entry: ModelEntry, pool: SessionPool, n: int, seed: int = 0,
     """n samples of one model with a shared seed and condition, timed (a job: progress per chunk)."""
     engine = engine or open_engine(entry, pool)
     yield Progress(0, 1, f"{entry.name}: loading")
-    _drain(_sample(engine, entry, 1, seed, condition or Condition()))  # sessions open and warm: not timed
+    drive(_sample(engine, entry, 1, seed, condition or Condition()))  # sessions open and warm: not timed
     start = time.perf_counter()
     images, settings = yield from _sample(engine, entry, n, seed, condition or Condition())
     seconds = time.perf_counter() - start
@@ -216,7 +222,7 @@ def measure_timings(entry: ModelEntry, pool: SessionPool, batches: Sequence[int]
 
     def once(b: int) -> float:
         t0 = time.perf_counter()
-        _drain(_sample(engine, entry, b, seed, cond))
+        drive(_sample(engine, entry, b, seed, cond))
         return time.perf_counter() - t0
 
     yield Progress(0, len(batches) + 1, f"{entry.name}: warm-up")
@@ -246,14 +252,6 @@ def measure_timings(entry: ModelEntry, pool: SessionPool, batches: Sequence[int]
     out["method"] = (f"median wall time of up to {repeats} runs per batch size / batch, after one warm-up run; "
                      f"ONNX Runtime threads as configured; batches expected to exceed {max_seconds:g} s not run")
     return out
-
-
-def _drain(job: Generator) -> Any:
-    while True:
-        try:
-            next(job)
-        except StopIteration as stop:
-            return stop.value
 
 
 # -- the table ------------------------------------------------------------------------------------------------------
@@ -413,6 +411,11 @@ def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
     lines = ["| " + " | ".join(h for _, h in COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
     for r in rows:
         lines.append("| " + " | ".join(cell_text(k, r.get(k)) for k, _ in COLUMNS) + " |")
+    return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in table_notes(rows)) + "\n"
+
+
+def table_notes(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """What each number of the rows is and where it comes from, one sentence per note."""
     notes = []
     names = sorted({str(r["fid_name"]) for r in rows if r.get("fid_name")})
     evaluators = sorted({str(r["fid_evaluator"]) for r in rows if r.get("fid_evaluator")})
@@ -432,7 +435,7 @@ def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
             notes.append(f"Parameters of {r['name']}: {r['parameters_note']}.")
     notes.append("Size: the whole model folder on disk (ONNX graphs, checkpoint, shipped data). "
                  "Training: build.seconds.train of the manifest. –: not measured.")
-    return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+    return notes
 
 
 # -- the grid -------------------------------------------------------------------------------------------------------
@@ -604,13 +607,8 @@ def compare_job(entries: Sequence[ModelEntry], pool: SessionPool, dataset: str, 
 
 
 def _numbered(job: Generator, done: int, total: int, state: CompareState) -> Generator[Progress, None, Any]:
-    """A sub-job's progress as overall step `done` of `total`, carrying the state; returns the sub-job's value."""
-    while True:
-        try:
-            p = next(job)
-        except StopIteration as stop:
-            return stop.value
-        yield Progress(done, total, getattr(p, "message", ""), state.snapshot())
+    """A sub-job's progress as overall step `done` of `total`, carrying a snapshot of the state."""
+    return _forward(job, lambda p: Progress(done, total, getattr(p, "message", ""), state.snapshot()))
 
 
 def compare_command(dataset: str, out: str | Path, n: int, seed: int, *, timing: bool = True,

@@ -269,4 +269,3 @@ class Evaluator:
                 "precision_recall": {key: round(float(r[key]), 4)
                                      for key in ("precision", "recall", "density", "coverage")},
                 "fid_evaluator": {"name": self.entry.name}, "fid_method": method}
-

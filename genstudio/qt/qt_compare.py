@@ -41,8 +41,8 @@ from genstudio.engines.compare import (
     chart_image,
     compare_job,
     comparison_grid,
-    markdown_table,
     models_for,
+    table_notes,
     table_rows,
     write_report,
 )
@@ -218,13 +218,18 @@ class QtCompareTab(QWidget):
         self.export_button.setEnabled(bool(self.state and self.state.columns))
 
     def _show_state(self, state: CompareState) -> None:
+        """Show a snapshot; the grid, the table and the chart are redrawn only when what they show changed
+        (most progress items only carry a new message)."""
+        before = self.state
         self.state = state
-        if state.columns:
+        if before is None or len(before.columns) != len(state.columns):
             self.grid_view.set_image(self.grid_image())
-        lines = [f"Row k: {state.condition.label}; seed {state.seed}."]
-        lines += [f"{name}: {why}" for name, why in state.failed.items()]
-        self.condition_label.setText("\n".join(lines))
-        self._show_rows(table_rows(self.entries, state.timings or None))
+        if before is None or before.failed != state.failed:
+            lines = [f"Row k: {state.condition.label}; seed {state.seed}."]
+            lines += [f"{name}: {why}" for name, why in state.failed.items()]
+            self.condition_label.setText("\n".join(lines))
+        if before is None or before.timings.keys() != state.timings.keys():
+            self._show_rows(table_rows(self.entries, state.timings or None))
 
     def _show_rows(self, rows: list[dict]) -> None:
         """The table transposed: a column per model (in the samples' order), a row per metric, the best
@@ -245,8 +250,7 @@ class QtCompareTab(QWidget):
                     item.setFont(font)
                     item.setToolTip("the best of the row")
                 self.table.setItem(i, c, item)
-        md = markdown_table(rows) if rows else ""
-        self.notes.setText("\n".join(line[2:] for line in md.splitlines() if line.startswith("- ")))
+        self.notes.setText("\n".join(table_notes(rows)) if rows else "")
         self.chart_view.set_image(chart_image(rows) if rows else None)
 
     # -- export -----------------------------------------------------------------------------------------------

@@ -375,7 +375,7 @@ class DiffusionModel(ModelFolder):
         vr = self.value_range
         for i, t in enumerate(timesteps):
             eps = self._unet(sched.scale_model_input(x, t), float(t), cond, uncond, float(r.guidance),
-                             UNET_ROLES[r.unet or "float32"])
+                             UNET_ROLES[r.unet])
             out = sched.step(eps, t, x, noise)
             x = out.prev_sample
             x0 = noisy = frame = None

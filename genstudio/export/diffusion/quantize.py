@@ -62,26 +62,17 @@ def record_unet_inputs(folder: Path, *, runs: int = 4, steps: int = 10, batch: i
     return feeds
 
 
-class _Reader:
-    """onnxruntime.quantization's CalibrationDataReader protocol over recorded feeds."""
-
-    def __init__(self, feeds: list[dict[str, np.ndarray]]) -> None:
-        self._it: Iterator[dict[str, np.ndarray]] = iter(feeds)
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        return next(self._it, None)
-
-    def rewind(self) -> None:  # some onnxruntime versions ask for it
-        pass
-
-
 def quantize_unet(src: Path, dest: Path, feeds: list[dict[str, np.ndarray]]) -> Path:
     """Static QDQ quantization of the UNet graph at `src` into `dest`, calibrated (min-max) on `feeds`."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    class Reader(_Reader, CalibrationDataReader):
-        pass
+    class Reader(CalibrationDataReader):  # the calibration inputs, one feed at a time
+        def __init__(self) -> None:
+            self._it: Iterator[dict[str, np.ndarray]] = iter(feeds)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._it, None)
 
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -89,7 +80,7 @@ def quantize_unet(src: Path, dest: Path, feeds: list[dict[str, np.ndarray]]) -> 
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
         part = dest.with_name(dest.name + ".part")
-        quantize_static(str(pre), str(part), Reader(feeds), quant_format=QuantFormat.QDQ,
+        quantize_static(str(pre), str(part), Reader(), quant_format=QuantFormat.QDQ,
                         op_types_to_quantize=list(OP_TYPES), per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     _prune_opsets(part)
