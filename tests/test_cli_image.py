@@ -125,3 +125,36 @@ def test_synthfaces_held_out_prompts():
     short = synthfaces_fid_prompts(6, lambda t: len(tokenize(t)) <= 12)
     assert len(short) == 6 and all(len(tokenize(t)) <= 12 for t in short)
     assert synthfaces_fid_prompts(6, lambda t: len(tokenize(t)) <= 12) == short  # fixed by the seed
+
+
+def test_synthfaces_real_faces_carry_each_prompts_attributes():
+    from genstudio.cli.image import synthfaces_real_faces, synthfaces_targets
+    from genstudio.export.data import synthfaces
+
+    targets = synthfaces_targets()[:3]
+    faces, note = synthfaces_real_faces(targets, 2, 32)
+    assert faces.shape == (6, 32, 32, 3) and faces.dtype == np.uint8 and "32x32" in note
+    again, _ = synthfaces_real_faces(targets, 2, 32)
+    assert np.array_equal(faces, again) and not np.array_equal(faces[0], faces[1])  # fixed faces, not one face
+    full = synthfaces.render(0, targets[0][1])[0]  # the pinned attributes are what the face shows
+    assert full.shape == (64, 64, 3)
+
+
+def test_real_images_give_the_evaluators_ceiling(own_models):
+    from genstudio.engines.diffusion.pipeline import DiffusionModel
+    from genstudio.engines.diffusion.quality import class_targets, measure
+    from genstudio.engines.evaluate import Evaluator
+    from genstudio.runtime.registry import Registry
+    from genstudio.runtime.sessions import SessionPool
+
+    registry = Registry([(own_models, "shipped")])
+    pool = SessionPool()
+    model = DiffusionModel(registry.get("diffusion-tiny"), pool)
+    targets = class_targets(model, Evaluator.open(registry, "fashion-mnist", pool).heads)
+    blank = np.zeros((len(targets), 28, 28), np.uint8)
+    out = measure(model, own_models, targets=targets, n=0, per_prompt=1, steps=1, real_images=blank,
+                  real_note="blank images")
+    real = out["prompt_adherence"]["real_images"]
+    assert real["method"] == "blank images" and 0.0 <= real["accuracy"]["class"] <= 0.2  # one class at most
+    with pytest.raises(ValueError, match="real images"):
+        measure(model, own_models, targets=targets, n=0, per_prompt=1, steps=1, real_images=blank[:3])

@@ -257,6 +257,85 @@ def test_an_unmasked_run_resumes_into_the_masked_architecture(tmp_path):
                                             build_model(text, unet, 1), data))
 
 
+# ---- the text encoder's attribute objective ----------------------------------------------------------
+def test_named_captions_say_what_the_caption_names():
+    from genstudio.export.data import synthfaces
+    from genstudio.export.diffusion.data import named_captions, training_set
+
+    _, captions = training_set("synthfaces", size=32, n=40)
+    named = named_captions("synthfaces", n=40)
+    idx = np.arange(40)
+    texts, targets = named.draw(idx, np.random.default_rng(5))
+    assert texts == captions(idx, np.random.default_rng(5))  # the same captions for the same rng
+    assert targets.shape == (40, len(synthfaces.ATTRIBUTES)) and named.keys == tuple(synthfaces.ATTRIBUTES)
+    _, attrs = synthfaces.sample(40, seed=0, split="train")
+    col = {k: i for i, k in enumerate(named.keys)}
+    for text, row, a in zip(texts, targets, attrs, strict=True):
+        assert row[col["gender"]] == synthfaces.ATTRIBUTES["gender"].index(a["gender"])  # the subject, always
+        for key, value in zip(named.keys, row, strict=True):
+            if value >= 0:  # a named attribute carries the face's own value
+                assert synthfaces.ATTRIBUTES[key][value] == a[key]
+        glasses = row[col["glasses"]]
+        assert (glasses >= 0) == any(w in text for w in ("glasses", "spectacles", "sunglasses"))
+        assert (row[col["background_colour"]] >= 0) == (a["background_colour"] in text.split()
+                                                        and ("background" in text or "backdrop" in text))
+    assert (targets >= 0).sum(axis=0)[col["hair_colour"]] > 5  # and some captions leave things out
+    assert (targets < 0).any(axis=0)[col["expression"]]
+    fm = named_captions("fashion-mnist", n=20)
+    texts, targets = fm.draw(np.arange(20), np.random.default_rng(0))
+    assert fm.sizes == (10,) and [fashion_mnist_captions()[c] for c in targets[:, 0]] == texts
+
+
+def test_attribute_heads_ignore_unnamed_attributes():
+    from genstudio.export.diffusion.train import AttributeHeads
+
+    heads = AttributeHeads(4, (3, 2))
+    logits = [torch.tensor([[5.0, 0, 0], [0, 5.0, 0]]), torch.tensor([[0.0, 9.0], [9.0, 0.0]])]
+    named = torch.tensor([[0, -1], [1, -1]])  # the second attribute is never named: it costs nothing
+    assert float(heads.loss(logits, named)) < 0.02
+    assert float(heads.loss(logits, torch.tensor([[0, 0], [1, 1]]))) > 4.0
+    assert heads.accuracy(logits, named) == [1.0, None]
+
+
+def _named_tiny_data() -> TrainingData:
+    """Fashion-MNIST-style captions of 16 random 8x8 images, with their class as the named attribute."""
+    from genstudio.export.diffusion.data import NamedCaptions
+
+    tok = build_tokenizer(dataset_vocabulary("fashion-mnist"))
+    names = fashion_mnist_captions()
+    labels = np.arange(16) % 10
+    named = NamedCaptions(lambda idx, rng: ([names[labels[i]] for i in idx], labels[idx][:, None]), ("class",), (10,))
+    images = torch.randint(0, 256, (16, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    return TrainingData(images, lambda idx, rng: [names[labels[i]] for i in idx], tok, 8, named)
+
+
+def test_text_pretraining_teaches_the_encoder_and_a_resume_keeps_it(tmp_path):
+    from genstudio.export.diffusion import checkpoint as ckpt
+    from genstudio.export.diffusion.train import DiffusionRun, build_model
+
+    data = _named_tiny_data()
+    text = TextConfig(vocab_size=data.tokenizer.get_vocab_size(), max_length=8, dim=16, layers=1, heads=2,
+                      mask_padding=True)
+    unet = UNetConfig(channels=1, size=8, widths=(8, 16), attention=(1,), context_dim=16, text_mask=True)
+    cfg = DiffusionTrainConfig(steps=3, batch_size=8, text_aux=0.1, text_pretrain=150)
+    run = DiffusionRun(cfg, build_model(text, unet, 0), data).train()
+    assert run.pretrain["steps"] == 150 and run.pretrain["accuracy_last_20"]["class"] > 0.9
+    assert len(run.aux_losses) == 3 and len(run.losses) == 3  # then one attribute loss per diffusion step
+    path = ckpt.save_checkpoint(tmp_path / "run.safetensors", run, {})
+    more = DiffusionRun(DiffusionTrainConfig(steps=5, batch_size=8, text_aux=0.1, text_pretrain=150),
+                        build_model(text, unet, 1), data)
+    ckpt.restore_run(path, more)
+    assert torch.equal(more.heads.linear.weight, run.heads.linear.weight) and more.pretrain == run.pretrain
+    more.train()
+    assert more.pretrain["at_step"] == 0 and len(more.aux_losses) == 5  # no second pretraining
+    ckpt.save_ema_only(ckpt.save_checkpoint(tmp_path / "more.safetensors", more, {}), tmp_path / "ema.safetensors")
+    from safetensors.torch import load_file
+
+    assert not any(k.startswith(("heads.", "model.")) for k in load_file(str(tmp_path / "ema.safetensors")))
+    with pytest.raises(ValueError, match="name"):  # the objective needs captions that say what they name
+        DiffusionRun(cfg, build_model(text, unet, 0), _tiny_data())
+
+
 # ---- the exported folder ----------------------------------------------------------------------------
 @pytest.mark.slow
 def test_folder_layout_manifest_and_parity():

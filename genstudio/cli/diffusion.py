@@ -30,6 +30,11 @@ def register(groups) -> None:
     p.add_argument("--mask-padding", action=argparse.BooleanOptionalAction, default=None,
                    help="mask prompt padding out of attention and add the pooled text to the time embedding "
                         "(default: the dataset's)")
+    p.add_argument("--text-aux", type=float, default=None, metavar="W",
+                   help="also train the text encoder to predict the attributes its caption names, with this weight "
+                        "beside the noise loss (0: off; default: the dataset's)")
+    p.add_argument("--text-pretrain", type=int, default=None, metavar="N",
+                   help="first, N steps of that attribute loss alone on the text encoder (default: the dataset's)")
     p.add_argument("--lr", type=float, default=0.0, help="peak AdamW learning rate (default 1e-3)")
     p.add_argument("--train-images", type=int, default=0, help="training images (default: the dataset's)")
     p.add_argument("--from-checkpoint", type=Path, metavar="FILE",
@@ -72,8 +77,9 @@ def _command(args: argparse.Namespace, cfg) -> str:
              "--steps", str(cfg.train.steps), "--batch", str(cfg.train.batch_size),
              "--widths", ",".join(map(str, u.widths)), "--blocks", str(u.blocks),
              "--attention", ",".join(map(str, u.attention)), "--text-dim", str(t.dim),
-             "--text-layers", str(t.layers), "--mask-padding" if t.mask_padding else "--no-mask-padding", "--lr", f"{cfg.train.lr:g}", "--train-images", str(cfg.n_train),
-             "--seed", str(cfg.train.seed)]
+             "--text-layers", str(t.layers), "--mask-padding" if t.mask_padding else "--no-mask-padding",
+             "--text-aux", f"{cfg.train.text_aux:g}", "--text-pretrain", str(cfg.train.text_pretrain),
+             "--lr", f"{cfg.train.lr:g}", "--train-images", str(cfg.n_train), "--seed", str(cfg.train.seed)]
     for flag, value in (("--threads", args.threads), ("--data", args.data), ("--out", args.out),
                         ("--from-checkpoint", args.from_checkpoint), ("--checkpoint-to", args.checkpoint_to),
                         ("--resume", args.resume)):
@@ -109,7 +115,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     cfg = diffusion_build(args.dataset, size=args.size, widths=_ints(args.widths, "--widths"), blocks=args.blocks,
                           attention=attention, text_dim=args.text_dim, text_layers=args.text_layers,
                           steps=args.steps, batch=args.batch, lr=args.lr, n_train=args.train_images, seed=args.seed,
-                          data_dir=str(args.data) if args.data else None, mask_padding=args.mask_padding)
+                          data_dir=str(args.data) if args.data else None, mask_padding=args.mask_padding,
+                          text_aux=args.text_aux, text_pretrain=args.text_pretrain)
     if args.from_checkpoint:
         if not args.from_checkpoint.is_file():
             raise CliError(f"no checkpoint at {args.from_checkpoint}")
@@ -120,6 +127,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         cfg.size, cfg.n_train = info["data"]["size"], info["data"]["n_train"]  # the command records what was trained
         cfg.train.steps, cfg.train.batch_size = info["step"], info["train"]["batch_size"]
         cfg.train.lr, cfg.train.seed = info["train"]["lr"], info["train"]["seed"]
+        cfg.train.text_aux = info["train"].get("text_aux", 0.0)
+        cfg.train.text_pretrain = info["train"].get("text_pretrain", 0)
         cfg.unet.widths, cfg.unet.blocks = tuple(info["unet"]["widths"]), info["unet"]["blocks"]
         cfg.unet.attention = tuple(info["unet"]["attention"])
         cfg.text.dim, cfg.text.layers = info["text"]["dim"], info["text"]["layers"]

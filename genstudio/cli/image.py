@@ -132,6 +132,24 @@ def synthfaces_targets() -> list[tuple[str, dict[str, str]]]:
     return out
 
 
+def synthfaces_real_faces(targets: list[tuple[str, dict[str, str]]], per_prompt: int, size: int):
+    """Real SynthFaces with each target's attributes (per_prompt test-split faces each, the attributes pinned),
+    shrunk to the model's side as its training images were: uint8 (N, size, size, 3), and how they were made."""
+    import numpy as np
+
+    from genstudio.export.data import synthfaces
+    from genstudio.export.data.image_sets import SYNTHFACES_DRAWS
+    from genstudio.export.diffusion.data import resize
+
+    split, draw_seed = SYNTHFACES_DRAWS["test"]
+    seeds = synthfaces.face_seeds(per_prompt, draw_seed, split)
+    faces = np.stack([synthfaces.render(int(s), expected)[0] for _, expected in targets for s in seeds])
+    note = (f"{per_prompt} real test-split faces per prompt, rendered with the prompt's attributes pinned "
+            f"(genstudio.export.data.synthfaces.render) and shrunk to {size}x{size} like the training images: "
+            "what a generator that followed every prompt perfectly would score with this evaluator")
+    return resize(faces, size), note
+
+
 def synthfaces_fid_prompts(n: int, fits=None, seed: int = 0) -> list[str]:
     """Captions of the first n SynthFaces test faces (the faces of the evaluator's reference statistics).
     `fits(text) -> bool` rejects a caption the model cannot read (too many tokens): the face is captioned
@@ -177,19 +195,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise CliError("--n must be at least 0 and --per-prompt at least 1")
     entry = pick_model("diffusion", args.model)
     model = DiffusionModel(entry, session_pool(args))
-    targets, fid_prompts, note = None, None, ""
+    targets, fid_prompts, note, real, real_note = None, None, "", None, ""
     if model.dataset == "synthfaces":
         targets = [PromptTarget(p, e) for p, e in synthfaces_targets()]
         fid_prompts = synthfaces_fid_prompts(args.n, lambda t: not model.check_prompt(t).too_long) \
             if args.n else None
         note = ("one prompt per (hair_colour, expression, glasses) combination held out from training "
                 "(genstudio.export.data.synthfaces_attributes.HELD_OUT), composed by genstudio.cli.image")
+        real, real_note = synthfaces_real_faces(synthfaces_targets(), args.per_prompt, model.image_shape[-1])
     elif not model.classes:
         raise CliError(f"{entry.name} names no classes and no known dataset; nothing to measure adherence on")
     try:
         result = drive(measure_job(model, None, targets=targets, fid_prompts=fid_prompts, n=args.n,
                                    per_prompt=args.per_prompt, steps=args.steps, scheduler=args.scheduler,
-                                   guidance=args.guidance, seed=args.seed, targets_note=note, unet=args.unet),
+                                   guidance=args.guidance, seed=args.seed, targets_note=note, unet=args.unet,
+                                   real_images=real, real_note=real_note),
                        text_bar(f"{entry.name} quality", stream=sys.stderr))
     except ValueError as e:
         raise CliError(str(e)) from None
@@ -219,6 +239,9 @@ def _human(name: str, r: dict) -> str:
         acc = ", ".join(f"{h} {v:.3f}" for h, v in adh["accuracy"].items())
         parts.append(f"adherence {acc}; all right {adh['all_correct']:.3f} on {adh['n_prompts']} prompts "
                      f"x {adh['images_per_prompt']}")
+        if "real_images" in adh:
+            real = ", ".join(f"{h} {v:.3f}" for h, v in adh["real_images"]["accuracy"].items())
+            parts.append(f"(real faces with those attributes: {real})")
     if "fid" in r:
         parts.append(f"{r['fid_name']} {r['fid']:.3f} on {r['fid_n_samples']} images")
     return " ".join(parts)

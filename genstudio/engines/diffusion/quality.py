@@ -87,10 +87,14 @@ def measure_job(model: DiffusionModel, evaluator_root: Path | None = None, *,
                 targets: Sequence[PromptTarget] | None = None, fid_prompts: Sequence[str] | None = None,
                 n: int = 500, per_prompt: int = 8, steps: int | None = None, scheduler: str | None = None,
                 guidance: float | None = None, negative: str = "", seed: int = 0,
-                targets_note: str = "", unet: str | None = None) -> Generator[Progress, None, dict]:
+                targets_note: str = "", unet: str | None = None, real_images: np.ndarray | None = None,
+                real_note: str = "") -> Generator[Progress, None, dict]:
     """Prompt adherence on `targets` and FID of n images; {"skipped": why} without an evaluator.
 
-    evaluator_root: a models folder holding eval-<dataset> (None: the usual registry roots)."""
+    evaluator_root: a models folder holding eval-<dataset> (None: the usual registry roots).
+    real_images: real images laid out like the adherence images (per_prompt per target, each with the
+    attributes its target expects); the evaluator's accuracy on them is the ceiling a perfect generator would
+    reach, recorded as prompt_adherence.real_images (`real_note` says where they come from)."""
     registry = Registry([(Path(evaluator_root), "shipped")]) if evaluator_root else Registry()
     try:
         evaluator = ev.Evaluator.open(registry, model.dataset, model.pool)
@@ -129,6 +133,12 @@ def measure_job(model: DiffusionModel, evaluator_root: Path | None = None, *,
         result["prompt_adherence"] = adherence(targets, per_prompt, preds, heads)
         if targets_note:
             result["prompt_adherence"]["prompts_from"] = targets_note
+        if real_images is not None:
+            if len(real_images) != len(adh_prompts):
+                raise ValueError(f"{len(real_images)} real images for {len(adh_prompts)} adherence images")
+            real = adherence(targets, per_prompt, evaluator.run(real_images).predictions(), heads)
+            result["prompt_adherence"]["real_images"] = {"accuracy": real["accuracy"],
+                                                         "all_correct": real["all_correct"], "method": real_note}
         if set(heads) == {"class"} and all(set(t.expected) == {"class"} for t in targets):
             result["class_accuracy"] = result["prompt_adherence"]["accuracy"]["class"]
     if n:

@@ -30,11 +30,12 @@ from .synthfaces_attributes import (
     is_held_out,
     sample_attributes,
 )
-from .synthfaces_captions import caption, tokenize, vocabulary
+from .synthfaces_captions import caption, caption_named, tokenize, vocabulary
 from .synthfaces_draw import LOOK_SLOTS, SIZE, draw_face
 
 __all__ = [
-    "ATTRIBUTES", "HELD_OUT", "HELD_OUT_KEYS", "SIZE", "SPLITS", "attributes", "caption", "decode", "encode",
+    "ATTRIBUTES", "HELD_OUT", "HELD_OUT_KEYS", "SIZE", "SPLITS", "attributes", "caption", "caption_named",
+    "decode", "encode",
     "face_seeds", "grid", "is_held_out", "render", "sample", "tokenize", "vocabulary",
 ]  # fmt: skip
 

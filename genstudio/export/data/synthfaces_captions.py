@@ -136,19 +136,30 @@ def _mentionable(a: Mapping[str, str]) -> list[str]:
     return names
 
 
-def _hair_phrase(a: Mapping[str, str], rng: np.random.Generator) -> str:
+def _hair_phrase(a: Mapping[str, str], rng: np.random.Generator) -> tuple[str, tuple[str, ...]]:
+    """The hair phrase and the attributes it names."""
     colour = _pick(rng, HAIR_COLOUR[a["hair_colour"]])
     coloured, plain = HAIR_STYLE[a["hair_style"]]
     form = rng.random()
     if form < 0.6:  # style and colour
-        return _pick(rng, coloured).format(colour)
+        return _pick(rng, coloured).format(colour), ("hair_style", "hair_colour")
     if form < 0.8:  # colour only
-        return f"{colour} hair"
-    return _pick(rng, plain)
+        return f"{colour} hair", ("hair_colour",)
+    return _pick(rng, plain), ("hair_style",)
 
 
 def caption(attributes: Mapping[str, str], rng: np.random.Generator) -> str:
     """A caption that names the subject and 3-6 attributes picked at random; lowercase, commas only."""
+    return caption_named(attributes, rng)[0]
+
+
+# what mentioning each attribute names, in ATTRIBUTES keys (hair is settled by the phrase drawn)
+_NAMES = {"background": ("background", "background_colour"), "hair": ()}
+
+
+def caption_named(attributes: Mapping[str, str], rng: np.random.Generator) -> tuple[str, frozenset[str]]:
+    """The caption `caption` draws with the same rng, and the ATTRIBUTES keys it names (the subject names
+    gender; "hair" may name its style, its colour or both)."""
     a = attributes
     names = _mentionable(a)
     k = min(int(rng.integers(3, 7)), len(names))
@@ -159,6 +170,7 @@ def caption(attributes: Mapping[str, str], rng: np.random.Generator) -> str:
     with_items: list[str] = []
     wearing: list[str] = []
     background = ""
+    named = {"gender", *(k for name in chosen for k in _NAMES.get(name, (name,)))}
     for name in chosen:
         if name == "expression":
             if rng.random() < 0.6:
@@ -166,12 +178,15 @@ def caption(attributes: Mapping[str, str], rng: np.random.Generator) -> str:
             else:
                 with_items.append(_pick(rng, EXPRESSION_WITH[a["expression"]]))
         elif name == "hair" and a["hair_style"] == "bald":
+            named.add("hair_style")
             if rng.random() < 0.6:
                 adjectives.append(_pick(rng, BALD_ADJ))
             else:
                 with_items.append(_pick(rng, BALD_WITH))
         elif name == "hair":
-            with_items.append(_hair_phrase(a, rng))
+            phrase, keys = _hair_phrase(a, rng)
+            with_items.append(phrase)
+            named.update(keys)
         elif name == "skin_tone":
             with_items.append(_pick(rng, SKIN_NOUN).format(_pick(rng, SKIN[a["skin_tone"]])))
         elif name == "eye_colour":
@@ -213,7 +228,7 @@ def caption(attributes: Mapping[str, str], rng: np.random.Generator) -> str:
             body = f"{body}, {background}"
         else:
             body = f"{background}, {body}"
-    return body
+    return body, frozenset(named)
 
 
 def tokenize(text: str) -> list[str]:

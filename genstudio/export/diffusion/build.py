@@ -34,7 +34,13 @@ from tokenizers import Tokenizer
 from genstudio.export.artifacts import publish, staging_folder
 from genstudio.export.data import image_sets
 from genstudio.export.diffusion import checkpoint as ckpt
-from genstudio.export.diffusion.data import SYNTHFACES_SEED, data_source, resample_name, training_set
+from genstudio.export.diffusion.data import (
+    SYNTHFACES_SEED,
+    data_source,
+    named_captions,
+    resample_name,
+    training_set,
+)
 from genstudio.export.diffusion.onnx_export import TEXT_ENCODER_FILE, UNET_FILE, check_parity, export_graphs
 from genstudio.export.diffusion.text_encoder import TextConfig
 from genstudio.export.diffusion.tokenizer import (
@@ -66,11 +72,13 @@ DATASET_DEFAULTS = {  # per dataset: geometry, architecture and the shipped mode
     # about 0.7-0.9 s per step at batch 64 on one busy core: 3500 steps in 40-55 minutes
     "fashion-mnist": {"channels": 1, "size": 32, "source_size": 32, "widths": (16, 32, 64, 64), "blocks": 1,
                       "attention": (2, 3), "text_dim": 64, "text_layers": 2, "max_length": 16,
-                      "n_train": 60_000, "steps": 3500, "batch": 64, "guidance": 4.0, "mask_padding": False},
+                      "n_train": 60_000, "steps": 3500, "batch": 64, "guidance": 4.0, "mask_padding": False,
+                      "text_aux": 0.0, "text_pretrain": 0},
     # 32x32: about 1.1 s per step at batch 64 (3000 steps in about 55 minutes); 48x48: --batch 32, 1.4 s per step
     "synthfaces": {"channels": 3, "size": 32, "source_size": 64, "widths": (16, 32, 64, 128), "blocks": 1,
                    "attention": (2, 3), "text_dim": 128, "text_layers": 2, "max_length": 40,
-                   "n_train": 12_000, "steps": 3000, "batch": 64, "guidance": 4.0, "mask_padding": True},
+                   "n_train": 12_000, "steps": 3000, "batch": 64, "guidance": 4.0, "mask_padding": True,
+                   "text_aux": 0.1, "text_pretrain": 1000},
 }
 EXAMPLE_PROMPTS = {  # none names a held-out (hair colour, expression, glasses) combination
     "synthfaces": ["a smiling woman with long blonde hair", "a man with a full beard wearing sunglasses",
@@ -103,12 +111,16 @@ class DiffusionBuild:
 def diffusion_build(dataset: str, *, size: int = 0, widths: tuple[int, ...] = (), blocks: int = 0,
                     attention: tuple[int, ...] | None = None, text_dim: int = 0, text_layers: int = 0,
                     steps: int = 0, batch: int = 0, lr: float = 0.0, n_train: int = 0, seed: int = 0,
-                    data_dir: str | None = None, mask_padding: bool | None = None) -> DiffusionBuild:
-    """A build with the dataset's defaults; a zero / empty / None argument keeps the default."""
+                    data_dir: str | None = None, mask_padding: bool | None = None, text_aux: float | None = None,
+                    text_pretrain: int | None = None) -> DiffusionBuild:
+    """A build with the dataset's defaults; a zero / empty / None argument keeps the default (for mask_padding,
+    text_aux and text_pretrain only None does, as 0 and False turn them off)."""
     d = DATASET_DEFAULTS[dataset]
     mask = d["mask_padding"] if mask_padding is None else mask_padding
     text_dim = text_dim or d["text_dim"]
-    train = DiffusionTrainConfig(steps=steps or d["steps"], batch_size=batch or d["batch"], seed=seed)
+    train = DiffusionTrainConfig(steps=steps or d["steps"], batch_size=batch or d["batch"], seed=seed,
+                                 text_aux=d["text_aux"] if text_aux is None else text_aux,
+                                 text_pretrain=d["text_pretrain"] if text_pretrain is None else text_pretrain)
     if lr:
         train.lr = lr
     return DiffusionBuild(
@@ -138,7 +150,9 @@ def prepare(cfg: DiffusionBuild) -> TrainingData:
         raise ValueError(f"a {cfg.dataset} caption has {longest} tokens, more than max_length {cfg.text.max_length}")
     _example_ids(cfg, tok)
     images, captions = training_set(cfg.dataset, cfg.size, cfg.n_train, cfg.data_dir)
-    return TrainingData(torch.from_numpy(images), captions, tok, cfg.text.max_length)
+    named = (named_captions(cfg.dataset, cfg.n_train, cfg.data_dir)
+             if cfg.train.text_aux or cfg.train.text_pretrain else None)
+    return TrainingData(torch.from_numpy(images), captions, tok, cfg.text.max_length, named)
 
 
 def _example_ids(cfg: DiffusionBuild, tok: Tokenizer) -> np.ndarray:
@@ -206,6 +220,8 @@ def build_diffusion(cfg: DiffusionBuild, out_root: Path, *, command: str,
         cfg.size, cfg.n_train, cfg.guidance = data["size"], data["n_train"], data.get("guidance", cfg.guidance)
         tok = Tokenizer.from_str(meta["tokenizer"])
         losses = ckpt.load_losses(src)
+        aux_losses = ckpt.load_tensors(src, "train").get("aux_loss", torch.zeros(0)).tolist()
+        pretrain = json.loads(meta.get("pretrain", "{}"))
         run = {"step": int(meta["step"]), "seconds": float(meta.get("seconds", 0.0)),
                "from_checkpoint": {"path": str(src), "step": int(meta["step"]),
                                    "stages": json.loads(meta.get("stages", "[]"))}}
@@ -213,6 +229,7 @@ def build_diffusion(cfg: DiffusionBuild, out_root: Path, *, command: str,
     else:
         trained = train_diffusion(cfg, report)
         ema, tok, losses = trained.ema, trained.data.tokenizer, trained.losses
+        aux_losses, pretrain = trained.aux_losses, trained.pretrain
         run = {"step": trained.step, "seconds": round(trained.seconds, 1)}
         full = ckpt.save_checkpoint(tmp / "training.safetensors", trained, _meta(cfg, tok, [command] if command else []))
         ckpt.save_ema_only(full, tmp / CHECKPOINT_FILE)
@@ -226,7 +243,8 @@ def build_diffusion(cfg: DiffusionBuild, out_root: Path, *, command: str,
     tok.save(str(tmp / TOKENIZER_FILE))
     (tmp / SCHEDULER_FILE).parent.mkdir(parents=True)
     (tmp / SCHEDULER_FILE).write_text(json.dumps(cfg.train.schedule.scheduler_config(), indent=2) + "\n")
-    (tmp / CURVES_FILE).write_text(json.dumps({"loss": losses}))
+    curves = {"loss": losses, **({"text_aux_loss": aux_losses} if aux_losses else {})}
+    (tmp / CURVES_FILE).write_text(json.dumps(curves))
     export_graphs(ema.text_encoder, ema.unet, tmp)
     report(Progress(steps + 1, total, f"{cfg.name} exported"))
 
@@ -237,7 +255,12 @@ def build_diffusion(cfg: DiffusionBuild, out_root: Path, *, command: str,
                "train_last_100_steps": float(np.mean(losses[-100:])) if losses else None,
                "train_first_100_steps": float(np.mean(losses[:100])) if losses else None,
                "method": "train_*_steps: mean epsilon MSE per step over those steps (training batches, "
-                         "captions dropped included)"}
+                         "captions dropped included)" + ("" if not cfg.train.text_aux else
+                         f", plus {cfg.train.text_aux:g} x the text encoder's attribute cross-entropy")}
+    if pretrain:
+        metrics["text_pretrain"] = pretrain
+    if aux_losses:
+        metrics["text_aux_last_100_steps"] = float(np.mean(aux_losses[-100:]))
     seconds = {"train": run["seconds"], "export": round(time.perf_counter() - started, 1),
                "steps_per_second": round(steps / run["seconds"], 3) if run["seconds"] else None}
     _manifest(cfg, tok, command=command, metrics=metrics, run=run, seconds=seconds).save(tmp)

@@ -30,8 +30,13 @@ def save_checkpoint(path: Path, run: DiffusionRun, meta: dict[str, str]) -> Path
     for prefix, module in (("model", run.model), ("ema", run.ema)):
         tensors.update({f"{prefix}.{k}": v.detach().contiguous().clone() for k, v in module.state_dict().items()})
     tensors["train.loss"] = torch.tensor(run.losses, dtype=torch.float32)
+    if run.heads is not None:  # the text_aux objective: its heads and losses, so a resume carries on with them
+        tensors.update({f"heads.{k}": v.detach().contiguous().clone() for k, v in run.heads.state_dict().items()})
+        tensors["train.aux_loss"] = torch.tensor(run.aux_losses, dtype=torch.float32)
     meta = {"format": FORMAT, "version": VERSION, "step": str(run.step), "seconds": f"{run.seconds:.1f}",
             "train": json.dumps(run.config.to_dict()), **meta}
+    if run.pretrain:
+        meta["pretrain"] = json.dumps(run.pretrain)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
@@ -46,7 +51,7 @@ def save_ema_only(src: Path, dest: Path) -> Path:
     from safetensors.torch import load_file, save_file
 
     meta = {**read_metadata(src), "weights": "ema only (the raw weights stay in the training checkpoint)"}
-    tensors = {k: v for k, v in load_file(str(src)).items() if not k.startswith("model.")}
+    tensors = {k: v for k, v in load_file(str(src)).items() if not k.startswith(("model.", "heads."))}
     dest = Path(dest)
     tmp = dest.with_name(dest.name + ".part")
     save_file(tensors, str(tmp), metadata=meta)
@@ -104,4 +109,9 @@ def restore_run(path: Path, run: DiffusionRun) -> dict[str, str]:
         if bad:
             raise ValueError(f"{path} does not fit this architecture: {', '.join(bad[:5])}")
     run.resume(int(meta["step"]), float(meta.get("seconds", 0.0)), load_losses(path))
+    heads = load_tensors(path, "heads")
+    if run.heads is not None and heads:
+        run.heads.load_state_dict(heads)
+        run.aux_losses = load_tensors(path, "train")["aux_loss"].tolist()
+        run.pretrain = json.loads(meta.get("pretrain", "{}"))
     return meta

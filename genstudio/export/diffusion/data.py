@@ -2,6 +2,8 @@
 
     images, captions = training_set("synthfaces", size=32, n=12000)    # uint8 (N, 3, 32, 32), a caption function
     captions(np.array([0, 1]), rng)                                    # two freshly drawn captions
+    named = named_captions("synthfaces", n=12000)
+    texts, targets = named.draw(np.array([0, 1]), rng)   # the same captions, and the attribute values they name
 
 SynthFaces comes from the 'train' split only: faces whose (hair colour, expression, glasses) combination
 is held out never appear, so a held-out prompt tests composition. Its 64x64 renders are shrunk with
@@ -12,6 +14,7 @@ background to 32x32; each class has one caption ("a photo of a sneaker").
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -20,6 +23,7 @@ from genstudio.export.data import fashion_mnist, image_sets, synthfaces
 from genstudio.export.diffusion.tokenizer import fashion_mnist_captions
 
 CaptionFn = Callable[[np.ndarray, np.random.Generator], list[str]]
+NamedCaptionFn = Callable[[np.ndarray, np.random.Generator], tuple[list[str], np.ndarray]]
 SYNTHFACES_SEED = 0  # the seed of the SynthFaces train draw (image_sets caches it)
 
 
@@ -53,6 +57,43 @@ def training_set(dataset: str, size: int, n: int | None = None,
         attrs = [synthfaces.decode(dict(zip(synthfaces.ATTRIBUTES, row, strict=True))) for row in labels]
         images = resize(faces, size).transpose(0, 3, 1, 2)
         return np.ascontiguousarray(images), lambda idx, rng: [synthfaces.caption(attrs[i], rng) for i in idx]
+    raise ValueError(f"unknown dataset {dataset!r}")
+
+
+@dataclass(frozen=True)
+class NamedCaptions:
+    """Captions with what they say: draw(indices, rng) gives the captions the training set's caption function
+    gives for the same rng, and int64 (B, len(keys)) targets, the value index of each attribute the caption
+    names and -1 where it names none (the text encoder's auxiliary attribute objective)."""
+
+    draw: NamedCaptionFn
+    keys: tuple[str, ...]  # the attributes
+    sizes: tuple[int, ...]  # values per attribute
+
+
+def named_captions(dataset: str, n: int | None = None, data_dir: str | None = None) -> NamedCaptions:
+    if dataset == "fashion-mnist":
+        split = fashion_mnist.load("train", data_dir)
+        labels = split.labels[: len(split) if n is None else min(n, len(split))].astype(np.int64)
+        names = fashion_mnist_captions()
+        return NamedCaptions(lambda idx, rng: ([names[labels[i]] for i in idx], labels[idx][:, None]),
+                             ("class",), (len(names),))
+    if dataset == "synthfaces":
+        _, rows = image_sets.synthfaces_cached(n or 12_000, "train", SYNTHFACES_SEED)
+        keys = tuple(synthfaces.ATTRIBUTES)
+        attrs = [synthfaces.decode(dict(zip(keys, row, strict=True))) for row in rows]
+        codes = np.asarray(rows, dtype=np.int64)
+
+        def draw(idx: np.ndarray, rng: np.random.Generator) -> tuple[list[str], np.ndarray]:
+            texts, targets = [], np.full((len(idx), len(keys)), -1, dtype=np.int64)
+            for j, i in enumerate(idx):
+                text, named = synthfaces.caption_named(attrs[i], rng)
+                texts.append(text)
+                cols = [k for k, key in enumerate(keys) if key in named]
+                targets[j, cols] = codes[i, cols]
+            return texts, targets
+
+        return NamedCaptions(draw, keys, tuple(len(v) for v in synthfaces.ATTRIBUTES.values()))
     raise ValueError(f"unknown dataset {dataset!r}")
 
 

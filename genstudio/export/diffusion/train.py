@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -26,8 +27,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tokenizers import Tokenizer
 
+from genstudio.export.diffusion.data import NamedCaptions
 from genstudio.export.diffusion.text_encoder import TextConfig, TextEncoder
-from genstudio.export.diffusion.tokenizer import encode
+from genstudio.export.diffusion.tokenizer import PAD_ID, encode
 from genstudio.export.diffusion.unet import UNet, UNetConfig
 from genstudio.export.trainer import Trainer, TrainerConfig
 
@@ -81,6 +83,8 @@ class DiffusionTrainConfig:
     caption_dropout: float = 0.12  # fraction of captions replaced by the empty prompt (for guidance)
     ema_decay: float = 0.999  # EMA of the weights; early on min(decay, (1 + step) / (10 + step))
     seed: int = 0  # seeds the weights and every batch (batch k depends only on seed and k)
+    text_aux: float = 0.0  # weight of the text encoder's attribute loss beside the epsilon MSE (0: off)
+    text_pretrain: int = 0  # steps of the attribute loss alone, on the text encoder, before diffusion steps
     schedule: NoiseSchedule = field(default_factory=NoiseSchedule)
 
     def to_dict(self) -> dict:
@@ -108,12 +112,14 @@ class DiffusionModel(nn.Module):
 
 @dataclass
 class TrainingData:
-    """Training images and a caption function: captions(indices, rng) draws one caption per image."""
+    """Training images and a caption function: captions(indices, rng) draws one caption per image; `named`,
+    when given, draws the same captions with the attribute values they name (for the text_aux objective)."""
 
     images: torch.Tensor  # uint8 (N, C, H, W)
     captions: Callable[[np.ndarray, np.random.Generator], list[str]]
     tokenizer: Tokenizer
     max_length: int  # tokens per prompt, padded
+    named: NamedCaptions | None = None
 
     def __len__(self) -> int:
         return len(self.images)
@@ -132,19 +138,62 @@ def make_batch(data: TrainingData, cfg: DiffusionTrainConfig, step: int,
     rng = np.random.default_rng(s)
     idx = torch.randint(0, len(data), (cfg.batch_size,), generator=gen)
     x0 = data.images[idx].float() / 127.5 - 1.0  # (B, C, H, W) in [-1, 1]
-    captions = data.captions(idx.numpy(), rng)
-    captions = ["" if drop else c for c, drop in zip(captions, rng.random(len(captions)) < cfg.caption_dropout,
-                                                     strict=True)]
+    batch = {}
+    if cfg.text_aux and data.named is not None:
+        captions, targets = data.named.draw(idx.numpy(), rng)
+    else:
+        captions, targets = data.captions(idx.numpy(), rng), None
+    dropped = rng.random(len(captions)) < cfg.caption_dropout
+    captions = ["" if drop else c for c, drop in zip(captions, dropped, strict=True)]
+    if targets is not None:
+        batch["targets"] = torch.from_numpy(np.where(dropped[:, None], -1, targets))
     t = torch.randint(0, len(alphas_cumprod), (cfg.batch_size,), generator=gen)
     noise = torch.randn(x0.shape, generator=gen)
     abar = alphas_cumprod[t][:, None, None, None]
     x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
     return {"input_ids": torch.from_numpy(encode(data.tokenizer, captions, data.max_length)), "x_t": x_t, "t": t,
-            "noise": noise}
+            "noise": noise, **batch}
 
 
 def eps_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return F.mse_loss(model(batch["input_ids"], batch["x_t"], batch["t"]), batch["noise"])
+
+
+class AttributeHeads(nn.Module):
+    """A linear classifier per attribute on the pooled text (the mean of the word vectors): trained with the text
+    encoder so that its output says which attribute values the prompt names. A training aid; it never ships."""
+
+    def __init__(self, dim: int, sizes: Sequence[int]) -> None:
+        super().__init__()
+        self.sizes = tuple(sizes)
+        self.linear = nn.Linear(dim, sum(self.sizes))
+
+    def forward(self, hidden: torch.Tensor, input_ids: torch.Tensor) -> list[torch.Tensor]:
+        keep = (input_ids != PAD_ID).float()[:, :, None]  # (B, T, 1)
+        pooled = (hidden * keep).sum(1) / keep.sum(1).clamp(min=1.0)
+        return list(self.linear(pooled).split(self.sizes, dim=1))
+
+    def loss(self, logits: list[torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy over the attributes that some caption of the batch names (targets -1: not named)."""
+        terms = [F.cross_entropy(lg, targets[:, k], ignore_index=-1)
+                 for k, lg in enumerate(logits) if (targets[:, k] >= 0).any()]
+        return torch.stack(terms).mean() if terms else logits[0].sum() * 0.0
+
+    @torch.no_grad()
+    def accuracy(self, logits: list[torch.Tensor], targets: torch.Tensor) -> list[float | None]:
+        out: list[float | None] = []
+        for k, lg in enumerate(logits):
+            named = targets[:, k] >= 0
+            out.append(float((lg.argmax(1)[named] == targets[named, k]).float().mean()) if named.any() else None)
+        return out
+
+
+class _WithHeads(nn.Module):
+    """What the optimiser trains under text_aux: the diffusion model and the attribute heads."""
+
+    def __init__(self, model: DiffusionModel, heads: AttributeHeads) -> None:
+        super().__init__()
+        self.model, self.heads = model, heads
 
 
 class _ResumableTrainer(Trainer):
@@ -169,12 +218,63 @@ class DiffusionRun:
         self.data = data
         self.alphas_cumprod = config.schedule.alphas_cumprod()
         c = config
+        self.heads: AttributeHeads | None = None
+        self.aux_losses: list[float] = []  # the attribute loss of every diffusion step (text_aux)
+        self.pretrain: dict = {}  # what text_pretrain did: steps, seconds, final loss and accuracy per attribute
+        trained, loss_fn = model, eps_loss
+        if c.text_aux or c.text_pretrain:
+            if data.named is None:
+                raise ValueError("text_aux and text_pretrain need captions with the attributes they name")
+            self.heads = AttributeHeads(model.text_encoder.cfg.dim, data.named.sizes)
+            trained, loss_fn = _WithHeads(model, self.heads), self._joint_loss
         self.trainer = _ResumableTrainer(
             TrainerConfig(steps=c.steps, batch_size=c.batch_size, lr=c.lr, weight_decay=c.weight_decay,
                           warmup=c.warmup, min_lr_ratio=c.min_lr_ratio, grad_clip=c.grad_clip, seed=c.seed),
-            model, eps_loss, lambda step, gen: make_batch(data, c, step, self.alphas_cumprod))
+            trained, loss_fn, lambda step, gen: make_batch(data, c, step, self.alphas_cumprod))
         self.trainer.add_callback("on_batch_end", lambda t: self._update_ema())
         self.seconds_before = 0.0  # training seconds of earlier stages (a resumed run)
+
+    def _joint_loss(self, both: _WithHeads, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Epsilon MSE plus text_aux times the attribute loss of the same captions (the recorded loss is the sum)."""
+        hidden = both.model.text_encoder(batch["input_ids"])
+        mse = F.mse_loss(both.model.unet(batch["x_t"], batch["t"].float(), hidden), batch["noise"])
+        if "targets" not in batch:
+            return mse
+        aux = both.heads.loss(both.heads(hidden, batch["input_ids"]), batch["targets"])
+        self.aux_losses.append(float(aux.detach()))
+        return mse + self.config.text_aux * aux
+
+    def pretrain_text(self, steps: int, batch_size: int = 64, lr: float = 2e-3) -> dict:
+        """`steps` AdamW steps of the attribute loss alone on the text encoder (the UNet untouched), on captions
+        of random training images; the EMA text encoder then takes these weights. Returns a summary."""
+        assert self.heads is not None and self.data.named is not None
+        encoder, heads, named = self.model.text_encoder, self.heads, self.data.named
+        params = [*encoder.parameters(), *heads.parameters()]
+        opt = torch.optim.AdamW(params, lr=lr)
+        gen = np.random.default_rng(step_seed(self.config.seed, 10**9 + self.step))
+        encoder.train()
+        started, losses, acc = time.perf_counter(), [], []
+        for i in range(steps):
+            idx = gen.integers(0, len(self.data), batch_size)
+            texts, targets = named.draw(idx, gen)
+            ids = torch.from_numpy(encode(self.data.tokenizer, texts, self.data.max_length))
+            for group in opt.param_groups:
+                group["lr"] = lr * min(1.0, (i + 1) / 50) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * i / steps)))
+            logits = heads(encoder(ids), ids)
+            loss = heads.loss(logits, torch.from_numpy(targets))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+            if i >= steps - 20:
+                acc.append(heads.accuracy(logits, torch.from_numpy(targets)))
+        self.ema.text_encoder.load_state_dict(encoder.state_dict())
+        per_attr = {key: round(float(np.mean([a[k] for a in acc if a[k] is not None])), 4)
+                    for k, key in enumerate(named.keys) if any(a[k] is not None for a in acc)}
+        self.pretrain = {"steps": steps, "batch_size": batch_size, "seconds": round(time.perf_counter() - started, 1),
+                         "loss_last_20": round(float(np.mean(losses[-20:])), 4) if losses else None,
+                         "accuracy_last_20": per_attr, "at_step": self.step}
+        return self.pretrain
 
     # the Trainer's state, read through
     @property
@@ -210,6 +310,8 @@ class DiffusionRun:
 
     def train(self) -> DiffusionRun:
         torch.manual_seed(self.config.seed)  # dropout, if any
+        if self.config.text_pretrain and not self.pretrain and self.step < self.config.steps:
+            self.pretrain_text(self.config.text_pretrain, batch_size=self.config.batch_size, lr=2 * self.config.lr)
         self.trainer.run()
         return self
 
