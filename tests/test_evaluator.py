@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 
 import numpy as np
@@ -98,3 +99,21 @@ def test_tiny_evaluator_runs_through_onnx_runtime(capsys, monkeypatch, tmp_path)
     result = json.loads(capsys.readouterr().out)
     assert result["fid"] == pytest.approx(0.0, abs=1e-3) and result["fid_name"].startswith("FID (genstudio-eval")
     assert len(result["predicted_share"]["class"]) == 10
+
+
+def test_export_evaluator_takes_its_widths_and_records_them(tmp_path, capsys):
+    from vae_tiny import tiny_data
+
+    from genstudio.cli import main
+    from genstudio.runtime.manifest import Manifest
+
+    argv = ["export", "evaluator", "--dataset", "fashion-mnist", "--steps", "2", "--train-images", "40",
+            "--test-images", "40", "--data", str(tiny_data()), "--out", str(tmp_path), "--threads", "1"]
+    assert main([*argv, "--widths", "8,x"]) == 2 and "--widths" in capsys.readouterr().err
+    assert main([*argv, "--widths", "8,12"]) == 0
+    m = Manifest.load(tmp_path / "eval-fashion-mnist")
+    assert "--widths 8,12" in m.build["command"]
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "eval-fashion-mnist" / "evaluator.safetensors"), framework="numpy") as f:
+        assert ast.literal_eval(f.metadata()["config"])["widths"] == [8, 12]

@@ -17,6 +17,7 @@ def register(groups) -> None:
     p = groups.export.add_parser("evaluator", help="train the classifier whose features give FID for a dataset")
     p.add_argument("--dataset", required=True, choices=DATASETS)
     p.add_argument("--steps", type=int, default=0, help="training steps at batch 128 (default: the dataset's)")
+    p.add_argument("--widths", default="", help="conv stage channels, comma-separated (default: the dataset's)")
     p.add_argument("--train-images", type=int, default=0, help="training images (default: the dataset's)")
     p.add_argument("--test-images", type=int, default=0, help="test images (default: the dataset's)")
     p.add_argument("--data", type=Path, help="the Fashion-MNIST idx folder (default: Debian's)")
@@ -35,9 +36,9 @@ def register(groups) -> None:
     p.set_defaults(handler=cmd_evaluate)
 
 
-def command_line(args: argparse.Namespace, steps: int) -> str:
+def command_line(args: argparse.Namespace, steps: int, widths: tuple[int, ...]) -> str:
     words = ["genstudio", "export", "evaluator", "--dataset", args.dataset, "--steps", str(steps),
-             "--seed", str(args.seed)]
+             "--widths", ",".join(map(str, widths)), "--seed", str(args.seed)]
     for flag, value in (("--train-images", args.train_images), ("--test-images", args.test_images),
                         ("--threads", args.threads)):
         if value:
@@ -63,12 +64,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     steps = args.steps or DATASET_SPECS[args.dataset]["steps"]
-    cfg = EvaluatorBuild(dataset=args.dataset, n_train=args.train_images, n_test=args.test_images,
+    try:
+        widths = tuple(int(w) for w in args.widths.split(",")) if args.widths else DATASET_SPECS[args.dataset]["widths"]
+    except ValueError:
+        raise CliError(f"--widths must be comma-separated integers, not {args.widths!r}") from None
+    if not widths or min(widths) < 1:
+        raise CliError("--widths needs at least one positive width")
+    cfg = EvaluatorBuild(dataset=args.dataset, n_train=args.train_images, n_test=args.test_images, widths=widths,
                          data_dir=str(args.data) if args.data else None,
                          trainer=TrainerConfig(steps=steps, batch_size=128, lr=3e-3, weight_decay=1e-4,
                                                warmup=50, grad_clip=5.0, seed=args.seed))
     try:
-        folder = build_evaluator(cfg, args.out or shipped_models_dir(), command=command_line(args, steps),
+        folder = build_evaluator(cfg, args.out or shipped_models_dir(), command=command_line(args, steps, widths),
                                  on_progress=text_bar(cfg.name))
     except DatasetMissing as e:
         raise CliError(str(e)) from None

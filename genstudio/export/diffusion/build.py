@@ -74,7 +74,9 @@ DATASET_DEFAULTS = {  # per dataset: geometry, architecture and the shipped mode
                       "attention": (2, 3), "text_dim": 64, "text_layers": 2, "max_length": 16,
                       "n_train": 60_000, "steps": 3500, "batch": 64, "guidance": 4.0, "mask_padding": False,
                       "text_aux": 0.0, "text_pretrain": 0},
-    # 32x32: about 1.1 s per step at batch 64 (3000 steps in about 55 minutes); 48x48: --batch 32, 1.4 s per step
+    # 32x32: about 1.1 s per step at batch 64 (3000 steps in about 60 minutes); 48x48: --batch 32, 1.4 s per step.
+    # The text encoder first learns the attributes its captions name (1000 steps, 2 minutes), then keeps that loss
+    # at weight 0.1: without it, 4500 steps learnt only the subject word (docs/diffusion.md).
     "synthfaces": {"channels": 3, "size": 32, "source_size": 64, "widths": (16, 32, 64, 128), "blocks": 1,
                    "attention": (2, 3), "text_dim": 128, "text_layers": 2, "max_length": 40,
                    "n_train": 12_000, "steps": 3000, "batch": 64, "guidance": 4.0, "mask_padding": True,
