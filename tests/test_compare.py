@@ -143,6 +143,16 @@ def test_table_rows_use_manifest_numbers_and_none_for_missing(root):
     assert all(r["size_bytes"] > 0 and r["size_mb"] is not None for r in rows.values())
 
 
+def test_prompt_adherence_averages_the_prompted_attributes():
+    faces = {"prompt_adherence": {"accuracy": {"hair_colour": 0.4, "glasses": 0.6}, "all_correct": 0.0}}
+    assert compare.normalise_metrics("diffusion", faces)["prompt_adherence"] == pytest.approx(0.5)
+    classes = {"prompt_adherence": {"accuracy": {"class": 0.99}, "all_correct": 0.99}}
+    assert compare.normalise_metrics("diffusion", classes)["prompt_adherence"] == pytest.approx(0.99)
+    assert compare.normalise_metrics("diffusion", {"prompt_adherence": {"all_correct": 0.3}})["prompt_adherence"] == 0.3
+    rows = [{"name": "d", "prompt_adherence": 0.5}]
+    assert any(n.startswith("Prompt adherence: the evaluator's accuracy") for n in compare.table_notes(rows))
+
+
 def test_measure_timings_measures_or_skips(root, pool):
     reg = Registry()
     t = drive(compare.measure_timings(reg.get("gan-fashion-mnist"), pool, (1, 4), max_seconds=30))

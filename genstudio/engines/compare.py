@@ -298,7 +298,7 @@ def normalise_metrics(family: str, metrics: Mapping) -> dict[str, Any]:
         acc = _num(_get(metrics, "class_conditional", "evaluator_accuracy"))
     out["class_accuracy"] = acc
     adh = metrics.get("prompt_adherence")
-    out["prompt_adherence"] = _num(adh.get("all_correct")) if isinstance(adh, Mapping) else _num(adh)
+    out["prompt_adherence"] = _adherence(adh) if isinstance(adh, Mapping) else _num(adh)
     out["bits_per_dim"] = out["bits_per_dim_kind"] = None
     for path, kind in _BPD_KEYS:
         v = _num(_get(metrics, *path))
@@ -414,6 +414,15 @@ def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in table_notes(rows)) + "\n"
 
 
+def _adherence(adh: Mapping[str, Any]) -> float | None:
+    """The mean over the prompted attributes of the evaluator's accuracy (with one attribute, class accuracy);
+    the share of images with every attribute right when no per-attribute numbers are recorded."""
+    acc = adh.get("accuracy")
+    values = [_num(v) for v in acc.values()] if isinstance(acc, Mapping) else []
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else _num(adh.get("all_correct"))
+
+
 def table_notes(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """What each number of the rows is and where it comes from, one sentence per note."""
     notes = []
@@ -423,6 +432,9 @@ def table_notes(rows: Sequence[Mapping[str, Any]]) -> list[str]:
         notes.append(f"FID: {'; '.join(names)}" + (f", evaluator {', '.join(evaluators)}" if evaluators else "")
                      + "; precision/recall/coverage: k-NN (k = 5) on the same features. VAE: prior samples; "
                        "GAN: truncation 1.0; PixelCNN: unconditional samples.")
+    if any(r.get("prompt_adherence") is not None for r in rows):
+        notes.append("Prompt adherence: the evaluator's accuracy on each attribute a prompt names, averaged over "
+                     "the attributes (metrics.prompt_adherence of the model).")
     for r in rows:
         if r.get("bits_per_dim_kind"):
             notes.append(f"Bits/dim of {r['name']}: {r['bits_per_dim_kind']}.")
