@@ -110,10 +110,11 @@ def test_export_evaluator_takes_its_widths_and_records_them(tmp_path, capsys):
     argv = ["export", "evaluator", "--dataset", "fashion-mnist", "--steps", "2", "--train-images", "40",
             "--test-images", "40", "--data", str(tiny_data()), "--out", str(tmp_path), "--threads", "1"]
     assert main([*argv, "--widths", "8,x"]) == 2 and "--widths" in capsys.readouterr().err
-    assert main([*argv, "--widths", "8,12"]) == 0
+    assert main([*argv, "--widths", "8,12", "--stem", "4"]) == 0
     m = Manifest.load(tmp_path / "eval-fashion-mnist")
-    assert "--widths 8,12" in m.build["command"]
+    assert "--widths 8,12" in m.build["command"] and "--stem 4" in m.build["command"]
     from safetensors import safe_open
 
     with safe_open(str(tmp_path / "eval-fashion-mnist" / "evaluator.safetensors"), framework="numpy") as f:
-        assert ast.literal_eval(f.metadata()["config"])["widths"] == [8, 12]
+        config = ast.literal_eval(f.metadata()["config"])
+    assert config["widths"] == [8, 12] and config["stem"] == 4

@@ -18,6 +18,8 @@ def register(groups) -> None:
     p.add_argument("--dataset", required=True, choices=DATASETS)
     p.add_argument("--steps", type=int, default=0, help="training steps at batch 128 (default: the dataset's)")
     p.add_argument("--widths", default="", help="conv stage channels, comma-separated (default: the dataset's)")
+    p.add_argument("--stem", type=int, default=0,
+                   help="channels of a full-resolution conv before the first strided stage (default 0: none)")
     p.add_argument("--train-images", type=int, default=0, help="training images (default: the dataset's)")
     p.add_argument("--test-images", type=int, default=0, help="test images (default: the dataset's)")
     p.add_argument("--data", type=Path, help="the Fashion-MNIST idx folder (default: Debian's)")
@@ -39,6 +41,8 @@ def register(groups) -> None:
 def command_line(args: argparse.Namespace, steps: int, widths: tuple[int, ...]) -> str:
     words = ["genstudio", "export", "evaluator", "--dataset", args.dataset, "--steps", str(steps),
              "--widths", ",".join(map(str, widths)), "--seed", str(args.seed)]
+    if args.stem:
+        words += ["--stem", str(args.stem)]
     for flag, value in (("--train-images", args.train_images), ("--test-images", args.test_images),
                         ("--threads", args.threads)):
         if value:
@@ -70,7 +74,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise CliError(f"--widths must be comma-separated integers, not {args.widths!r}") from None
     if not widths or min(widths) < 1:
         raise CliError("--widths needs at least one positive width")
+    if args.stem < 0:
+        raise CliError("--stem must be 0 or more")
     cfg = EvaluatorBuild(dataset=args.dataset, n_train=args.train_images, n_test=args.test_images, widths=widths,
+                         stem=args.stem,
                          data_dir=str(args.data) if args.data else None,
                          trainer=TrainerConfig(steps=steps, batch_size=128, lr=3e-3, weight_decay=1e-4,
                                                warmup=50, grad_clip=5.0, seed=args.seed))

@@ -50,6 +50,7 @@ class EvaluatorBuild:
     n_test: int = 0  # test images for accuracy and the reference statistics (0: default)
     n_reference_features: int = 2000  # test features shipped for precision/recall (float16)
     widths: tuple[int, ...] = ()  # conv stage widths (empty: the dataset's default)
+    stem: int = 0  # channels of a full-resolution conv before the first stage (0: none)
     resize_augment: float = 0.3  # SynthFaces: share of training images shrunk to 32/48 and back
     data_dir: str | None = None  # Fashion-MNIST idx folder; None: Debian's
 
@@ -92,7 +93,7 @@ def build_evaluator(cfg: EvaluatorBuild, out_root: Path, *, command: str,
     y_train = torch.from_numpy(train_y.astype(np.int64))  # (N, heads)
     x_test = _to_float(test_u8, channels)
     net_cfg = EvalNetConfig(channels=channels, size=size, widths=tuple(cfg.widths or spec["widths"]),
-                            heads={k: len(v) for k, v in heads.items()})
+                            stem=cfg.stem, heads={k: len(v) for k, v in heads.items()})
     torch.manual_seed(cfg.trainer.seed)
     net = EvalNet(net_cfg)
     aug_rng = np.random.default_rng(cfg.trainer.seed + 1)

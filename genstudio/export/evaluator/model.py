@@ -17,6 +17,7 @@ class EvalNetConfig:
     channels: int = 1  # input channels: 1 (Fashion-MNIST) or 3 (SynthFaces)
     size: int = 28  # input side in pixels (28 or 64)
     widths: tuple[int, ...] = (24, 48, 96)  # channels of each conv stage; each stage halves the side
+    stem: int = 0  # channels of a full-resolution conv (BN, ReLU) before the first stage (0: none)
     feature_dim: int = 128  # the penultimate layer: what FID is computed on
     heads: dict[str, int] = field(default_factory=lambda: {"class": 10})  # head name -> classes
     dropout: float = 0.2  # before the heads, while training
@@ -33,6 +34,9 @@ class EvalNet(nn.Module):
         self.cfg = cfg
         layers: list[nn.Module] = []
         c, side = cfg.channels, cfg.size
+        if cfg.stem:  # fine detail (glasses frames, a mouth's curve) seen before the first stride
+            layers += [nn.Conv2d(c, cfg.stem, 3, padding=1), nn.BatchNorm2d(cfg.stem), nn.ReLU()]
+            c = cfg.stem
         for w in cfg.widths:  # conv stride 2 (halves the side), BN, ReLU, conv, BN, ReLU
             layers += [nn.Conv2d(c, w, 3, stride=2, padding=1), nn.BatchNorm2d(w), nn.ReLU(),
                        nn.Conv2d(w, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU()]
