@@ -197,12 +197,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model = DiffusionModel(entry, session_pool(args))
     targets, fid_prompts, note, real, real_note = None, None, "", None, ""
     if model.dataset == "synthfaces":
-        targets = [PromptTarget(p, e) for p, e in synthfaces_targets()]
+        pairs = synthfaces_targets()
+        targets = [PromptTarget(p, e) for p, e in pairs]
         fid_prompts = synthfaces_fid_prompts(args.n, lambda t: not model.check_prompt(t).too_long) \
             if args.n else None
         note = ("one prompt per (hair_colour, expression, glasses) combination held out from training "
                 "(genstudio.export.data.synthfaces_attributes.HELD_OUT), composed by genstudio.cli.image")
-        real, real_note = synthfaces_real_faces(synthfaces_targets(), args.per_prompt, model.image_shape[-1])
+        real, real_note = synthfaces_real_faces(pairs, args.per_prompt, model.image_shape[-1])
     elif not model.classes:
         raise CliError(f"{entry.name} names no classes and no known dataset; nothing to measure adherence on")
     try:

@@ -221,8 +221,8 @@ def build_diffusion(cfg: DiffusionBuild, out_root: Path, *, command: str,
         cfg.train = DiffusionTrainConfig.from_dict(json.loads(meta["train"]))
         cfg.size, cfg.n_train, cfg.guidance = data["size"], data["n_train"], data.get("guidance", cfg.guidance)
         tok = Tokenizer.from_str(meta["tokenizer"])
-        losses = ckpt.load_losses(src)
-        aux_losses = ckpt.load_tensors(src, "train").get("aux_loss", torch.zeros(0)).tolist()
+        curves = ckpt.load_curves(src)
+        losses, aux_losses = curves.get("loss", []), curves.get("aux_loss", [])
         pretrain = json.loads(meta.get("pretrain", "{}"))
         run = {"step": int(meta["step"]), "seconds": float(meta.get("seconds", 0.0)),
                "from_checkpoint": {"path": str(src), "step": int(meta["step"]),

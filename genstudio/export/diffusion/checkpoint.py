@@ -73,15 +73,24 @@ def configs(meta: dict[str, str]) -> tuple[TextConfig, UNetConfig]:
     return TextConfig(**json.loads(meta["text"])), UNetConfig.from_dict(json.loads(meta["unet"]))
 
 
+def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    cut = len(prefix) + 1
+    return {k[cut:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+
+
 def load_tensors(path: Path, prefix: str) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
-    cut = len(prefix) + 1
-    return {k[cut:]: v for k, v in load_file(str(path)).items() if k.startswith(prefix + ".")}
+    return _prefixed(load_file(str(path)), prefix)
+
+
+def load_curves(path: Path) -> dict[str, list[float]]:
+    """The per-step curves: "loss" (every run) and "aux_loss" (runs with the text_aux objective)."""
+    return {k: v.tolist() for k, v in load_tensors(path, "train").items()}
 
 
 def load_losses(path: Path) -> list[float]:
-    return load_tensors(path, "train").get("loss", torch.zeros(0)).tolist()
+    return load_curves(path).get("loss", [])
 
 
 def load_model(path: Path, which: str = "ema") -> tuple[DiffusionModel, dict[str, str]]:
@@ -98,20 +107,24 @@ NEW_MODULES = ("unet.text_mlp.",)  # added since the first runs; a resumed older
 def restore_run(path: Path, run: DiffusionRun) -> dict[str, str]:
     """Load raw and EMA weights, step, seconds and losses into `run` (same architecture, or an older run's plus
     the modules in NEW_MODULES, which start at their zero init); returns the metadata."""
+    from safetensors.torch import load_file
+
     meta = read_metadata(path)
-    raw = load_tensors(path, "model")
+    everything = load_file(str(path))  # read once: raw and EMA weights, heads, curves
+    raw = _prefixed(everything, "model")
     if not raw:
         raise ValueError(f"{path} holds only the EMA weights (a shipped model's checkpoint); resume from the file "
                          "that --checkpoint-to wrote")
-    for module, tensors in ((run.model, raw), (run.ema, load_tensors(path, "ema"))):
+    for module, tensors in ((run.model, raw), (run.ema, _prefixed(everything, "ema"))):
         missing, unexpected = module.load_state_dict(tensors, strict=False)
         bad = unexpected + [k for k in missing if not k.startswith(NEW_MODULES)]
         if bad:
             raise ValueError(f"{path} does not fit this architecture: {', '.join(bad[:5])}")
-    run.resume(int(meta["step"]), float(meta.get("seconds", 0.0)), load_losses(path))
-    heads = load_tensors(path, "heads")
+    curves = _prefixed(everything, "train")
+    run.resume(int(meta["step"]), float(meta.get("seconds", 0.0)), curves.get("loss", torch.zeros(0)).tolist())
+    heads = _prefixed(everything, "heads")
     if run.heads is not None and heads:
         run.heads.load_state_dict(heads)
-        run.aux_losses = load_tensors(path, "train")["aux_loss"].tolist()
+        run.aux_losses = curves["aux_loss"].tolist()
         run.pretrain = json.loads(meta.get("pretrain", "{}"))
     return meta

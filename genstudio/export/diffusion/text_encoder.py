@@ -41,6 +41,14 @@ def key_bias(keep: torch.Tensor) -> torch.Tensor:
     return ((1.0 - keep) * MASKED)[:, None, None, :]
 
 
+def pooled_text(context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean of the word vectors of (B, T, dim) text states whose padding is zero vectors (mask_padding),
+    and the (B, T) float mask of the positions it averaged: what the UNet's pooled path reads."""
+    keep = (context.abs().amax(dim=2) > 0).float()  # (B, T): the words (and position 0)
+    pooled = (context * keep[:, :, None]).sum(1) / keep.sum(1, keepdim=True).clamp(min=1.0)  # (B, dim)
+    return pooled, keep
+
+
 class Attention(nn.Module):
     """Multi-head attention of x (B, N, dim) over context (B, M, context_dim); self-attention without context."""
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -28,8 +27,8 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer
 
 from genstudio.export.diffusion.data import NamedCaptions
-from genstudio.export.diffusion.text_encoder import TextConfig, TextEncoder
-from genstudio.export.diffusion.tokenizer import PAD_ID, encode
+from genstudio.export.diffusion.text_encoder import TextConfig, TextEncoder, pooled_text
+from genstudio.export.diffusion.tokenizer import encode
 from genstudio.export.diffusion.unet import UNet, UNetConfig
 from genstudio.export.trainer import Trainer, TrainerConfig
 
@@ -160,18 +159,17 @@ def eps_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 class AttributeHeads(nn.Module):
-    """A linear classifier per attribute on the pooled text (the mean of the word vectors): trained with the text
-    encoder so that its output says which attribute values the prompt names. A training aid; it never ships."""
+    """A linear classifier per attribute on the pooled text (the mean of the word vectors, as the UNet's pooled
+    path reads it): trained with the text encoder so that its output says which attribute values the prompt
+    names. A training aid; it never ships."""
 
     def __init__(self, dim: int, sizes: Sequence[int]) -> None:
         super().__init__()
         self.sizes = tuple(sizes)
         self.linear = nn.Linear(dim, sum(self.sizes))
 
-    def forward(self, hidden: torch.Tensor, input_ids: torch.Tensor) -> list[torch.Tensor]:
-        keep = (input_ids != PAD_ID).float()[:, :, None]  # (B, T, 1)
-        pooled = (hidden * keep).sum(1) / keep.sum(1).clamp(min=1.0)
-        return list(self.linear(pooled).split(self.sizes, dim=1))
+    def forward(self, hidden: torch.Tensor) -> list[torch.Tensor]:
+        return list(self.linear(pooled_text(hidden)[0]).split(self.sizes, dim=1))
 
     def loss(self, logits: list[torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy over the attributes that some caption of the batch names (targets -1: not named)."""
@@ -194,6 +192,15 @@ class _WithHeads(nn.Module):
     def __init__(self, model: DiffusionModel, heads: AttributeHeads) -> None:
         super().__init__()
         self.model, self.heads = model, heads
+
+
+class _PretrainTrainer(Trainer):
+    """The text pretraining's schedule: a 50-step linear warm-up times a cosine over all steps to 0.1 of lr."""
+
+    def lr_at(self, step: int) -> float:
+        c = self.config
+        warm = min(1.0, (step + 1) / c.warmup) if c.warmup else 1.0
+        return c.lr * warm * (c.min_lr_ratio + (1 - c.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * step / c.steps)))
 
 
 class _ResumableTrainer(Trainer):
@@ -240,7 +247,7 @@ class DiffusionRun:
         mse = F.mse_loss(both.model.unet(batch["x_t"], batch["t"].float(), hidden), batch["noise"])
         if "targets" not in batch:
             return mse
-        aux = both.heads.loss(both.heads(hidden, batch["input_ids"]), batch["targets"])
+        aux = both.heads.loss(both.heads(hidden), batch["targets"])
         self.aux_losses.append(float(aux.detach()))
         return mse + self.config.text_aux * aux
 
@@ -248,31 +255,30 @@ class DiffusionRun:
         """`steps` AdamW steps of the attribute loss alone on the text encoder (the UNet untouched), on captions
         of random training images; the EMA text encoder then takes these weights. Returns a summary."""
         assert self.heads is not None and self.data.named is not None
-        encoder, heads, named = self.model.text_encoder, self.heads, self.data.named
-        params = [*encoder.parameters(), *heads.parameters()]
-        opt = torch.optim.AdamW(params, lr=lr)
-        gen = np.random.default_rng(step_seed(self.config.seed, 10**9 + self.step))
-        encoder.train()
-        started, losses, acc = time.perf_counter(), [], []
-        for i in range(steps):
-            idx = gen.integers(0, len(self.data), batch_size)
-            texts, targets = named.draw(idx, gen)
-            ids = torch.from_numpy(encode(self.data.tokenizer, texts, self.data.max_length))
-            for group in opt.param_groups:
-                group["lr"] = lr * min(1.0, (i + 1) / 50) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * i / steps)))
-            logits = heads(encoder(ids), ids)
-            loss = heads.loss(logits, torch.from_numpy(targets))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
-            if i >= steps - 20:
-                acc.append(heads.accuracy(logits, torch.from_numpy(targets)))
-        self.ema.text_encoder.load_state_dict(encoder.state_dict())
-        per_attr = {key: round(float(np.mean([a[k] for a in acc if a[k] is not None])), 4)
-                    for k, key in enumerate(named.keys) if any(a[k] is not None for a in acc)}
-        self.pretrain = {"steps": steps, "batch_size": batch_size, "seconds": round(time.perf_counter() - started, 1),
-                         "loss_last_20": round(float(np.mean(losses[-20:])), 4) if losses else None,
+        heads, named, data = self.heads, self.data.named, self.data
+        rng = np.random.default_rng(step_seed(self.config.seed, 10**9 + self.step))
+        recent: list[list[float | None]] = []  # accuracy per attribute of the last 20 batches
+
+        def batches(step: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+            texts, targets = named.draw(rng.integers(0, len(data), batch_size), rng)
+            return torch.from_numpy(encode(data.tokenizer, texts, data.max_length)), torch.from_numpy(targets)
+
+        def loss(text: nn.ModuleList, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+            ids, targets = batch
+            logits = heads(text[0](ids))
+            if trainer.step >= steps - 20:
+                recent.append(heads.accuracy(logits, targets))
+            return heads.loss(logits, targets)
+
+        trainer = _PretrainTrainer(TrainerConfig(steps=steps, batch_size=batch_size, lr=lr, weight_decay=0.01,
+                                                 warmup=50, min_lr_ratio=0.1, grad_clip=0.0),
+                                   nn.ModuleList([self.model.text_encoder, heads]), loss, batches)
+        trainer.run()
+        self.ema.text_encoder.load_state_dict(self.model.text_encoder.state_dict())
+        per_attr = {key: round(float(np.mean([a[k] for a in recent if a[k] is not None])), 4)
+                    for k, key in enumerate(named.keys) if any(a[k] is not None for a in recent)}
+        self.pretrain = {"steps": steps, "batch_size": batch_size, "seconds": round(trainer.elapsed, 1),
+                         "loss_last_20": round(float(np.mean(trainer.losses[-20:])), 4) if trainer.losses else None,
                          "accuracy_last_20": per_attr, "at_step": self.step}
         return self.pretrain
 

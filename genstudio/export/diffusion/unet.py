@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from genstudio.export.diffusion.text_encoder import Attention, key_bias
+from genstudio.export.diffusion.text_encoder import Attention, key_bias, pooled_text
 
 
 @dataclass
@@ -160,9 +160,8 @@ class UNet(nn.Module):
         temb = self.time_mlp(timestep_embedding(timestep, self.cfg.widths[0]))  # (B, 4 * widths[0])
         bias = None
         if self.cfg.text_mask:
-            keep = (context.abs().amax(dim=2) > 0).float()  # (B, T): the words (and position 0)
+            pooled, keep = pooled_text(context)
             bias = key_bias(keep)
-            pooled = (context * keep[:, :, None]).sum(1) / keep.sum(1, keepdim=True).clamp(min=1.0)  # (B, dim)
             temb = temb + self.text_mlp(pooled)
         h = self.conv_in(sample)
         hs = [h]
