@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import functools
 import json
-import tempfile
 from pathlib import Path
 
 import numpy as np
+from session_dirs import session_dir
 
 TINY = "diffusion-tiny"
 ORACLE = "diffusion-oracle"
@@ -214,7 +214,7 @@ def tiny_diffusion_root() -> Path:
     import torch
 
     torch.set_num_threads(1)
-    root = Path(tempfile.mkdtemp(prefix="genstudio-diffusion-tiny-"))
+    root = session_dir("genstudio-diffusion-tiny-")
     write_diffusion_folder(root / TINY, name=TINY, gain=0.5)
     write_diffusion_folder(root / ORACLE, name=ORACLE, gain=0.0, graphs_from=root / TINY)
     write_eval_folder(root / TINY_EVAL)

@@ -7,10 +7,10 @@ import functools
 import gzip
 import shutil
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
+from session_dirs import session_dir
 
 TINY_NAME = "flow-8gaussians-glow"
 
@@ -25,7 +25,7 @@ def tiny_flow_root() -> Path:
     from genstudio.export.trainer import TrainerConfig
 
     torch.set_num_threads(1)
-    root = Path(tempfile.mkdtemp(prefix="genstudio-flow-tiny-"))
+    root = session_dir("genstudio-flow-tiny-")
     atexit.register(shutil.rmtree, root, True)  # removed when the test session ends
     cfg = Flow2DBuild(density="8gaussians", arch="glow", flow=FlowConfig(n_blocks=3, hidden=16),
                       trainer=TrainerConfig(steps=40, batch_size=256, warmup=5),

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import functools
-import tempfile
 from pathlib import Path
+
+from session_dirs import session_dir
 
 TINY_GAN = "gan-fashion-mnist"
 TINY_COMMAND = "genstudio export gan --dataset fashion-mnist --steps 4 (tiny test)"
@@ -21,7 +22,7 @@ def tiny_gan_root() -> Path:
     from genstudio.export.gan.train import GanTrainConfig
 
     torch.set_num_threads(1)
-    root = Path(tempfile.mkdtemp(prefix="genstudio-gan-tiny-"))
+    root = session_dir("genstudio-gan-tiny-")
     build_gan(GanBuild(dataset="fashion-mnist",
                        gan=GanConfig(z_dim=8, w_dim=8, mapping_layers=2, g_widths=(8, 8, 4, 4), d_widths=(4, 4, 8, 8)),
                        train=GanTrainConfig(steps=4, batch_size=8, r1_every=2), n_train=64, n_mean=1000, n_fid=40, n_directions=400,

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import functools
-import tempfile
 from pathlib import Path
 
 import numpy as np
+from session_dirs import session_dir
 
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 MERGES = ["Ġ t", "h e", "Ġt he", "i n", "Ġ a", "e r", "o n", "Ġ s", "r e", "Ġ w", "l l", "Ġ i", "Ġ o", "Ġ h",
@@ -106,7 +106,7 @@ def exported_tiny() -> Path:
     from genstudio.export.llm.pipeline import LLMExportConfig, export_llm
     from genstudio.runtime.jobs import drive
 
-    root = Path(tempfile.mkdtemp(prefix="genstudio-tiny-llm-"))
+    root = session_dir("genstudio-tiny-llm-")
     gguf_path = write_tiny_gguf(root / "tiny-llama.Q4_1.gguf")
     drive(export_llm(LLMExportConfig(gguf=gguf_path, out_dir=root / "models" / "tiny-llama", name="tiny-llama",
                                      kv_steps=8, agreement_steps=8)))

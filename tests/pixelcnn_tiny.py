@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 import shutil
-import tempfile
 from pathlib import Path
+
+from session_dirs import session_dir
 
 TINY_PIXELCNN = "pixelcnn-fashion-mnist"
 TINY_COMMAND = "genstudio export pixelcnn --steps 6 --width 8 --layers 3 (tiny test)"
@@ -36,7 +37,7 @@ def tiny_pixelcnn_root() -> Path:
     from genstudio.export.pixelcnn.build import build_pixelcnn
 
     torch.set_num_threads(1)
-    root = Path(tempfile.mkdtemp(prefix="genstudio-pixelcnn-tiny-"))
+    root = session_dir("genstudio-pixelcnn-tiny-")
     shutil.copytree(tiny_vae_root() / TINY_EVAL, root / TINY_EVAL)
     build_pixelcnn(tiny_config(), root, command=TINY_COMMAND)
     return root

@@ -6,11 +6,11 @@ import functools
 import json
 import shlex
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from session_dirs import session_dir
 
 from genstudio.engines import compare
 from genstudio.runtime.jobs import drive
@@ -66,7 +66,7 @@ def compare_root() -> Path:
     from pixelcnn_tiny import tiny_pixelcnn_folder
     from vae_tiny import tiny_vae_root
 
-    root = Path(tempfile.mkdtemp(prefix="genstudio-compare-tiny-")) / "models"
+    root = session_dir("genstudio-compare-tiny-") / "models"
     shutil.copytree(tiny_vae_root(), root)
     for src in (tiny_gan_folder(), tiny_pixelcnn_folder(), tiny_diffusion_root() / TINY, tiny_flow_folder()):
         shutil.copytree(src, root / src.name)

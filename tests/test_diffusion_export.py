@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from session_dirs import session_dir
 
 torch = pytest.importorskip("torch")
 from genstudio.export.diffusion.text_encoder import TextConfig  # noqa: E402
@@ -62,7 +62,7 @@ def tiny_run() -> tuple[Path, Path, Path]:
     from flow_tiny import make_fake_dataset
 
     torch.set_num_threads(1)
-    work = Path(tempfile.mkdtemp(prefix="genstudio-diffusion-tiny-"))
+    work = session_dir("genstudio-diffusion-tiny-")
     data = make_fake_dataset(work / "data", n_train=40, n_test=10)
     ckpt = work / "run" / "diffusion.safetensors"
     assert run_cli(["export", "diffusion", "--dataset", "fashion-mnist", "--steps", "6", *TINY, "--data", str(data),

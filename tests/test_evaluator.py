@@ -118,3 +118,36 @@ def test_export_evaluator_takes_its_widths_and_records_them(tmp_path, capsys):
     with safe_open(str(tmp_path / "eval-fashion-mnist" / "evaluator.safetensors"), framework="numpy") as f:
         config = ast.literal_eval(f.metadata()["config"])
     assert config["widths"] == [8, 12] and config["stem"] == 4
+
+
+def test_head_weights_average_the_heads_losses():
+    import torch
+    import torch.nn.functional as F
+
+    from genstudio.export.evaluator.build import weighted_head_loss
+
+    g = torch.Generator().manual_seed(0)
+    logits = {"a": torch.randn(6, 3, generator=g), "b": torch.randn(6, 4, generator=g)}
+    y = torch.stack([torch.randint(0, 3, (6,), generator=g), torch.randint(0, 4, (6,), generator=g)], 1)
+    ce_a, ce_b = F.cross_entropy(logits["a"], y[:, 0]), F.cross_entropy(logits["b"], y[:, 1])
+    assert torch.allclose(weighted_head_loss(logits, y, {}), (ce_a + ce_b) / 2)
+    assert torch.allclose(weighted_head_loss(logits, y, {"a": 3.0}), (3 * ce_a + ce_b) / 4)
+
+
+def test_export_evaluator_takes_head_weights_and_refuses_bad_ones(tmp_path, capsys):
+    from vae_tiny import tiny_data
+
+    from genstudio.cli import main
+    from genstudio.export.evaluator.build import DATASET_SPECS
+    from genstudio.runtime.manifest import Manifest
+
+    assert set(DATASET_SPECS["synthfaces"]["head_weights"]) == {"hair_colour", "expression", "glasses"}
+    argv = ["export", "evaluator", "--dataset", "fashion-mnist", "--steps", "2", "--train-images", "40",
+            "--test-images", "40", "--data", str(tiny_data()), "--out", str(tmp_path), "--threads", "1"]
+    assert main([*argv, "--head-weights", "class"]) == 2 and "name=weight" in capsys.readouterr().err
+    assert main([*argv, "--head-weights", "glasses=4"]) == 2 and "unknown heads ['glasses']" in capsys.readouterr().err
+    assert main([*argv, "--head-weights", "class=0"]) == 2 and "positive" in capsys.readouterr().err
+    assert not (tmp_path / "eval-fashion-mnist").exists()  # nothing half-built is left behind
+    assert main([*argv, "--head-weights", "class=2"]) == 0
+    m = Manifest.load(tmp_path / "eval-fashion-mnist")
+    assert "--head-weights class=2" in m.build["command"] and m.build["data"]["head_weights"] == {"class": 2.0}

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import functools
-import tempfile
 from pathlib import Path
 
 from flow_tiny import make_fake_dataset
+from session_dirs import session_dir
 
 TINY_VAE = "vae-fashion-mnist"
 TINY_EVAL = "eval-fashion-mnist"
@@ -15,7 +15,7 @@ TINY_EVAL = "eval-fashion-mnist"
 @functools.cache
 def tiny_data() -> Path:
     """A fake Fashion-MNIST folder: 64 training and 40 test images of random pixels."""
-    return make_fake_dataset(Path(tempfile.mkdtemp(prefix="genstudio-vae-data-")), n_train=64, n_test=40)
+    return make_fake_dataset(session_dir("genstudio-vae-data-"), n_train=64, n_test=40)
 
 
 @functools.cache
@@ -29,7 +29,7 @@ def tiny_vae_root() -> Path:
     from genstudio.export.vae.model import VaeConfig
 
     torch.set_num_threads(1)
-    root = Path(tempfile.mkdtemp(prefix="genstudio-vae-tiny-"))
+    root = session_dir("genstudio-vae-tiny-")
     data = str(tiny_data())
     build_evaluator(EvaluatorBuild(dataset="fashion-mnist", trainer=TrainerConfig(steps=4, batch_size=16, warmup=2),
                                    n_train=64, n_test=40, widths=(4, 8), n_reference_features=40, data_dir=data),

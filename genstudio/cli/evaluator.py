@@ -20,6 +20,9 @@ def register(groups) -> None:
     p.add_argument("--widths", default="", help="conv stage channels, comma-separated (default: the dataset's)")
     p.add_argument("--stem", type=int, default=0,
                    help="channels of a full-resolution conv before the first strided stage (default 0: none)")
+    p.add_argument("--head-weights", default=None,
+                   help="loss weight per head as name=w,... (others 1; default: the dataset's, e.g. SynthFaces "
+                        "weighs glasses and expression 4 and hair colour 2; '' for all equal)")
     p.add_argument("--train-images", type=int, default=0, help="training images (default: the dataset's)")
     p.add_argument("--test-images", type=int, default=0, help="test images (default: the dataset's)")
     p.add_argument("--data", type=Path, help="the Fashion-MNIST idx folder (default: Debian's)")
@@ -43,6 +46,8 @@ def command_line(args: argparse.Namespace, steps: int, widths: tuple[int, ...]) 
              "--widths", ",".join(map(str, widths)), "--seed", str(args.seed)]
     if args.stem:
         words += ["--stem", str(args.stem)]
+    if args.head_weights is not None:
+        words += ["--head-weights", args.head_weights]
     for flag, value in (("--train-images", args.train_images), ("--test-images", args.test_images),
                         ("--threads", args.threads)):
         if value:
@@ -52,6 +57,22 @@ def command_line(args: argparse.Namespace, steps: int, widths: tuple[int, ...]) 
     if args.out:
         words += ["--out", str(args.out)]
     return shlex.join(words)
+
+
+def parse_head_weights(text: str) -> dict[str, float]:
+    """'glasses=4,expression=4' -> {"glasses": 4.0, "expression": 4.0}; '' -> {} (every head weighs 1)."""
+    from genstudio.cli import CliError
+
+    out: dict[str, float] = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        name, sep, value = item.partition("=")
+        try:
+            if not sep or not name.strip():
+                raise ValueError
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise CliError(f"--head-weights wants name=weight pairs, comma-separated; {item!r} is not one") from None
+    return out
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -76,15 +97,16 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise CliError("--widths needs at least one positive width")
     if args.stem < 0:
         raise CliError("--stem must be 0 or more")
+    head_weights = parse_head_weights(args.head_weights) if args.head_weights is not None else None
     cfg = EvaluatorBuild(dataset=args.dataset, n_train=args.train_images, n_test=args.test_images, widths=widths,
-                         stem=args.stem,
+                         stem=args.stem, head_weights=head_weights,
                          data_dir=str(args.data) if args.data else None,
                          trainer=TrainerConfig(steps=steps, batch_size=128, lr=3e-3, weight_decay=1e-4,
                                                warmup=50, grad_clip=5.0, seed=args.seed))
     try:
         folder = build_evaluator(cfg, args.out or shipped_models_dir(), command=command_line(args, steps, widths),
                                  on_progress=text_bar(cfg.name))
-    except DatasetMissing as e:
+    except (DatasetMissing, ValueError) as e:
         raise CliError(str(e)) from None
     m = Manifest.load(folder).metrics
     print(f"{folder}: test accuracy {m['test_accuracy']}, FID train vs test {m['fid_train_vs_test']}")

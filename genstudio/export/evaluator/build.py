@@ -37,7 +37,10 @@ DATASET_SPECS = {
     "fashion-mnist": {"channels": 1, "size": 28, "fit": "centre", "feature_name": "genstudio-eval-fmnist",
                       "widths": (24, 48, 96), "n_train": 60_000, "n_test": 10_000, "steps": 1400},
     "synthfaces": {"channels": 3, "size": 64, "fit": "resize", "feature_name": "genstudio-eval-synthfaces",
-                   "widths": (12, 24, 48, 64), "n_train": 12_000, "n_test": 2_000, "steps": 600},
+                   "widths": (24, 48, 96, 128), "n_train": 12_000, "n_test": 2_000, "steps": 2000,
+                   # The heads prompt adherence is judged on. With 14 heads at equal weight, the fine-detail ones
+                   # starve: round vs square glasses and sad vs neutral stay coin flips (docs/evaluator.md).
+                   "head_weights": {"hair_colour": 2.0, "expression": 4.0, "glasses": 4.0}},
 }
 
 
@@ -51,6 +54,7 @@ class EvaluatorBuild:
     n_reference_features: int = 2000  # test features shipped for precision/recall (float16)
     widths: tuple[int, ...] = ()  # conv stage widths (empty: the dataset's default)
     stem: int = 0  # channels of a full-resolution conv before the first stage (0: none)
+    head_weights: dict[str, float] | None = None  # loss weight per head, others 1 (None: the dataset's default)
     resize_augment: float = 0.3  # SynthFaces: share of training images shrunk to 32/48 and back
     data_dir: str | None = None  # Fashion-MNIST idx folder; None: Debian's
 
@@ -61,6 +65,11 @@ class EvaluatorBuild:
     @property
     def spec(self) -> dict:
         return DATASET_SPECS[self.dataset]
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """The loss weight of each named head (unnamed heads weigh 1)."""
+        return dict(self.spec.get("head_weights", {}) if self.head_weights is None else self.head_weights)
 
 
 def _to_float(images_u8: np.ndarray, channels: int) -> np.ndarray:
@@ -79,6 +88,12 @@ def shrink_and_grow(x: np.ndarray, sizes: tuple[int, ...], rng: np.random.Genera
     return out
 
 
+def weighted_head_loss(logits: dict[str, torch.Tensor], y: torch.Tensor, weights: dict[str, float]) -> torch.Tensor:
+    """Cross-entropy of each head (column i of y is head i's labels), averaged with `weights` (others 1)."""
+    w = [weights.get(h, 1.0) for h in logits]
+    return sum(wi * F.cross_entropy(lg, y[:, i]) for i, (wi, lg) in enumerate(zip(w, logits.values()))) / sum(w)
+
+
 def build_evaluator(cfg: EvaluatorBuild, out_root: Path, *, command: str,
                     on_progress: Callable[[Progress], None] | None = None) -> Path:
     """Train, export, check parity and measure; returns the model folder (replaced atomically)."""
@@ -92,6 +107,12 @@ def build_evaluator(cfg: EvaluatorBuild, out_root: Path, *, command: str,
     x_train = torch.from_numpy(_to_float(train_u8, channels))  # (N, C, S, S)
     y_train = torch.from_numpy(train_y.astype(np.int64))  # (N, heads)
     x_test = _to_float(test_u8, channels)
+    weights = cfg.weights
+    unknown = sorted(set(weights) - set(heads))
+    if unknown:
+        raise ValueError(f"head weights name unknown heads {unknown}; {cfg.dataset} has {list(heads)}")
+    if any(w <= 0 for w in weights.values()):
+        raise ValueError(f"head weights must be positive, got {weights}")
     net_cfg = EvalNetConfig(channels=channels, size=size, widths=tuple(cfg.widths or spec["widths"]),
                             stem=cfg.stem, heads={k: len(v) for k, v in heads.items()})
     torch.manual_seed(cfg.trainer.seed)
@@ -113,7 +134,7 @@ def build_evaluator(cfg: EvaluatorBuild, out_root: Path, *, command: str,
     def loss_fn(model: EvalNet, batch) -> torch.Tensor:
         x, y = batch
         _, logits = model(x)
-        return sum(F.cross_entropy(lg, y[:, i]) for i, lg in enumerate(logits.values())) / len(logits)
+        return weighted_head_loss(logits, y, weights)
 
     trainer = Trainer(cfg.trainer, net, loss_fn, batches)
     trainer.add_callback("on_batch_end", lambda t: report(Progress(t.step, total, f"{cfg.name} loss {t.loss:.3f}")))
@@ -195,7 +216,7 @@ def _manifest(cfg: EvaluatorBuild, net_cfg: EvalNetConfig, heads: dict[str, list
         build={"command": command, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                "seconds": seconds, "versions": versions(), "trainer": cfg.trainer.to_dict(),
                "net": net_cfg.to_dict(),
-               "data": {k: v for k, v in asdict(cfg).items() if k != "trainer"}},
+               "data": {**{k: v for k, v in asdict(cfg).items() if k != "trainer"}, "head_weights": cfg.weights}},
         metrics=metrics,
         extra={"dataset": cfg.dataset, "image_size": s, "channels": c, "value_range": [0.0, 1.0],
                "fit": spec["fit"], "feature_name": spec["feature_name"], "feature_dim": net_cfg.feature_dim,
