@@ -235,6 +235,14 @@ def test_cli_evaluate_all_records_numbers(cli_registered, monkeypatch, tmp_path,
     assert rows["gan-fashion-mnist"]["evaluated_at"] is not None
     assert rows["flow-fashion-mnist"]["bits_per_dim"] != 3.9  # the recomputed number wins
 
+    rc = main(["evaluate", "all", "--dataset", "fashion-mnist", "--n", "20", "--data", str(tiny_data()),
+               "--family", "gan", "--json", "--threads", "1"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and set(out["models"]) == {"gan-fashion-mnist"}
+    assert out["command"].endswith("--family gan")
+    assert main(["evaluate", "all", "--dataset", "synthfaces", "--family", "flow"]) == 2
+    assert "no flow models for synthfaces" in capsys.readouterr().err
+
 
 # -- the comparison as one job, the chart, the report ---------------------------------------------------------------
 def _entries(*names: str) -> list:

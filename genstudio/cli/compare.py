@@ -27,6 +27,7 @@ from pathlib import Path
 from genstudio.cli.common import emit, session_pool
 
 DATASETS = ("fashion-mnist", "synthfaces")
+EVALUATED_FAMILIES = ("vae", "flow", "autoregressive", "diffusion", "gan")  # what `evaluate all` recomputes
 
 
 def register(groups) -> None:
@@ -48,6 +49,8 @@ def register(groups) -> None:
     p.add_argument("--n", type=int, default=2000, help="samples for FID (VAE, GAN, diffusion; default 2000)")
     p.add_argument("--pixelcnn-fid-samples", type=int, default=0,
                    help="PixelCNN samples for FID (slow: ~2 s each; default 0 = bits/dim only)")
+    p.add_argument("--family", action="append", choices=EVALUATED_FAMILIES, dest="families",
+                   help="only the models of this family (repeatable; default: every family)")
     p.add_argument("--data", type=Path, help="the Fashion-MNIST idx folder (default: Debian's)")
     p.add_argument("--json", action="store_true", help="print the numbers as JSON")
     p.add_argument("--provider", default=None, help="auto, cuda, directml, coreml or cpu")
@@ -150,11 +153,14 @@ def cmd_evaluate_all(args: argparse.Namespace) -> int:
 
     if args.n < 6:
         raise CliError("--n must be more than 5 (precision/recall use k = 5 neighbours)")
-    entries = _entries(args.dataset)
+    entries = [e for e in _entries(args.dataset) if not args.families or e.family in args.families]
+    if not entries:
+        raise CliError(f"no {' or '.join(args.families or ['shipped'])} models for {args.dataset}")
     common = [*(["--provider", args.provider] if args.provider else []), "--threads", str(args.threads)]
     data = ["--data", str(args.data)] if args.data else []
     command = shlex.join(["genstudio", "evaluate", "all", "--dataset", args.dataset, "--n", str(args.n),
-                          "--pixelcnn-fid-samples", str(args.pixelcnn_fid_samples)])
+                          "--pixelcnn-fid-samples", str(args.pixelcnn_fid_samples),
+                          *[w for f in args.families or [] for w in ("--family", f)]])
     results: dict[str, dict] = {}
     for e in entries:
         print(f"evaluating {e.name} ({e.family})", file=sys.stderr)
