@@ -496,3 +496,23 @@ def test_evaluate_dataset_is_short_for_evaluate_all(monkeypatch):
     assert main(["evaluate", "--dataset", "synthfaces", "--n", "10"]) == 0
     assert main(["evaluate", "--dataset=fashion-mnist"]) == 0
     assert seen == [("all", "synthfaces"), ("all", "fashion-mnist")]
+
+
+def test_a_diffusion_row_shows_the_numbers_of_its_default_unet(tmp_path):
+    from conftest import make_model_folder
+
+    from genstudio.runtime.manifest import Manifest
+
+    folder = make_model_folder(tmp_path / "diffusion-faces", name="diffusion-faces", family="diffusion")
+    m = Manifest.load(folder)
+    m.defaults = {"unet": "int8"}
+    m.metrics = {"fid": 290.0, "prompt_adherence": {"accuracy": {"glasses": 0.4}},
+                 "int8": {"fid": 206.0, "prompt_adherence": {"accuracy": {"glasses": 0.5}}}}
+    m.save(folder)
+    (row,) = compare.table_rows([Registry([(tmp_path, "shipped")]).get("diffusion-faces")])
+    assert row["fid"] == 206.0 and row["prompt_adherence"] == 0.5 and row["quality_of"] == "int8"
+    assert any(n.startswith("Quality of diffusion-faces: its default int8 UNet") for n in compare.table_notes([row]))
+    m.defaults = {"unet": "float32"}
+    m.save(folder)
+    (row,) = compare.table_rows([Registry([(tmp_path, "shipped")]).get("diffusion-faces")])
+    assert row["fid"] == 290.0 and "quality_of" not in row

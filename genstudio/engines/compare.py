@@ -311,6 +311,14 @@ def normalise_metrics(family: str, metrics: Mapping) -> dict[str, Any]:
     return out
 
 
+def _default_precision(family: str, manifest) -> str | None:
+    """"int8" when a diffusion model samples with its int8 UNet by default and records that UNet's numbers."""
+    wanted = str((manifest.defaults or {}).get("unet", "float32"))
+    if family == "diffusion" and wanted != "float32" and isinstance(manifest.metrics.get(wanted), Mapping):
+        return wanted
+    return None
+
+
 def _parameters(metrics: Mapping) -> tuple[int | None, str | None]:
     """Parameters used to sample (a GAN's generator, a diffusion model's text encoder + UNet) and what they are."""
     p = metrics.get("parameters")
@@ -366,6 +374,12 @@ def table_rows(entries: Iterable[ModelEntry], timings: Mapping[str, Mapping] | N
                 if v is not None:
                     row[k] = v
             row["evaluated_at"] = fresh.get("date")
+        quality_of = _default_precision(e.family, m)
+        if quality_of:  # the graph the studio samples with by default has its own numbers: show those
+            for k, v in normalise_metrics(e.family, metrics[quality_of]).items():
+                if v is not None:
+                    row[k] = v
+            row["quality_of"] = quality_of
         row["parameters"], row["parameters_note"] = _parameters(metrics)
         row["size_bytes"] = e.size_bytes()
         row["size_mb"] = round(row["size_bytes"] / 1e6, 2)
@@ -435,6 +449,10 @@ def table_notes(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     if any(r.get("prompt_adherence") is not None for r in rows):
         notes.append("Prompt adherence: the evaluator's accuracy on each attribute a prompt names, averaged over "
                      "the attributes (metrics.prompt_adherence of the model).")
+    for r in rows:
+        if r.get("quality_of"):
+            notes.append(f"Quality of {r['name']}: its default {r['quality_of']} UNet (metrics.{r['quality_of']}), "
+                         "the graph the studio and these samples use.")
     for r in rows:
         if r.get("bits_per_dim_kind"):
             notes.append(f"Bits/dim of {r['name']}: {r['bits_per_dim_kind']}.")

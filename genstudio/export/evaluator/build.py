@@ -91,7 +91,8 @@ def shrink_and_grow(x: np.ndarray, sizes: tuple[int, ...], rng: np.random.Genera
 def weighted_head_loss(logits: dict[str, torch.Tensor], y: torch.Tensor, weights: dict[str, float]) -> torch.Tensor:
     """Cross-entropy of each head (column i of y is head i's labels), averaged with `weights` (others 1)."""
     w = [weights.get(h, 1.0) for h in logits]
-    return sum(wi * F.cross_entropy(lg, y[:, i]) for i, (wi, lg) in enumerate(zip(w, logits.values()))) / sum(w)
+    losses = [F.cross_entropy(lg, y[:, i]) for i, lg in enumerate(logits.values())]
+    return sum(wi * li for wi, li in zip(w, losses, strict=True)) / sum(w)
 
 
 def build_evaluator(cfg: EvaluatorBuild, out_root: Path, *, command: str,
