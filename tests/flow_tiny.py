@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import atexit
 import functools
 import gzip
-import shutil
 import struct
 from pathlib import Path
 
@@ -26,7 +24,6 @@ def tiny_flow_root() -> Path:
 
     torch.set_num_threads(1)
     root = session_dir("genstudio-flow-tiny-")
-    atexit.register(shutil.rmtree, root, True)  # removed when the test session ends
     cfg = Flow2DBuild(density="8gaussians", arch="glow", flow=FlowConfig(n_blocks=3, hidden=16),
                       trainer=TrainerConfig(steps=40, batch_size=256, warmup=5),
                       n_train=4000, n_heldout=500, n_shipped_train=1000, integral_grid=128, timing_grid=32)

@@ -203,8 +203,9 @@ def test_cli_compare_writes_the_four_report_files(root, cli_registered, tmp_path
 
 def test_cli_evaluate_all_is_a_subcommand(cli_registered):
     from genstudio.cli import build_parser
-    from genstudio.cli.compare import cmd_evaluate_all
+    from genstudio.cli.compare import EVALUATED_FAMILIES, cmd_evaluate_all
 
+    assert set(EVALUATED_FAMILIES) == set(compare.FAMILIES)  # --family offers every family the table shows
     parser, _ = build_parser()
     args = parser.parse_args(["evaluate", "all", "--dataset", "synthfaces", "--json"])
     assert args.handler is cmd_evaluate_all and args.dataset == "synthfaces"
@@ -235,11 +236,15 @@ def test_cli_evaluate_all_records_numbers(cli_registered, monkeypatch, tmp_path,
     assert rows["gan-fashion-mnist"]["evaluated_at"] is not None
     assert rows["flow-fashion-mnist"]["bits_per_dim"] != 3.9  # the recomputed number wins
 
+    dates = {n: json.loads((models / n / "model.json").read_text())["metrics"]["evaluate"]["date"]
+             for n in ("vae-fashion-mnist", "flow-fashion-mnist")}
     rc = main(["evaluate", "all", "--dataset", "fashion-mnist", "--n", "20", "--data", str(tiny_data()),
                "--family", "gan", "--json", "--threads", "1"])
     out = json.loads(capsys.readouterr().out)
     assert rc == 0 and set(out["models"]) == {"gan-fashion-mnist"}
     assert out["command"].endswith("--family gan")
+    assert dates == {n: json.loads((models / n / "model.json").read_text())["metrics"]["evaluate"]["date"]
+                     for n in dates}
     assert main(["evaluate", "all", "--dataset", "synthfaces", "--family", "flow"]) == 2
     assert "no flow models for synthfaces" in capsys.readouterr().err
 
@@ -501,7 +506,7 @@ def test_evaluate_dataset_is_short_for_evaluate_all(monkeypatch):
 def test_a_diffusion_row_shows_the_numbers_of_its_default_unet(tmp_path):
     from conftest import make_model_folder
 
-    from genstudio.runtime.manifest import Manifest
+    from genstudio.runtime.manifest import Manifest, ModelFile
 
     folder = make_model_folder(tmp_path / "diffusion-faces", name="diffusion-faces", family="diffusion")
     m = Manifest.load(folder)
@@ -509,10 +514,18 @@ def test_a_diffusion_row_shows_the_numbers_of_its_default_unet(tmp_path):
     m.metrics = {"fid": 290.0, "prompt_adherence": {"accuracy": {"glasses": 0.4}},
                  "int8": {"fid": 206.0, "prompt_adherence": {"accuracy": {"glasses": 0.5}}}}
     m.save(folder)
-    (row,) = compare.table_rows([Registry([(tmp_path, "shipped")]).get("diffusion-faces")])
+    row_of = lambda: compare.table_rows([Registry([(tmp_path, "shipped")]).get("diffusion-faces")])[0]  # noqa: E731
+    assert row_of()["fid"] == 290.0  # no int8 graph in the folder: the engine samples with float32
+    shutil.copy(folder / "model.onnx", folder / "unet.int8.onnx")
+    m.files = [*m.files, ModelFile("unet.int8.onnx", "unet_int8")]
+    m.save(folder)
+    row = row_of()
     assert row["fid"] == 206.0 and row["prompt_adherence"] == 0.5 and row["quality_of"] == "int8"
     assert any(n.startswith("Quality of diffusion-faces: its default int8 UNet") for n in compare.table_notes([row]))
+    m.metrics["fid"], m.metrics["precision_recall"] = 290.0, {"precision": 0.9}
+    m.save(folder)
+    assert row_of()["precision"] is None  # never a float32 number beside int8 ones
     m.defaults = {"unet": "float32"}
     m.save(folder)
-    (row,) = compare.table_rows([Registry([(tmp_path, "shipped")]).get("diffusion-faces")])
-    assert row["fid"] == 290.0 and "quality_of" not in row
+    row = row_of()
+    assert row["fid"] == 290.0 and row["prompt_adherence"] == 0.4 and "quality_of" not in row

@@ -138,16 +138,23 @@ def test_export_evaluator_takes_head_weights_and_refuses_bad_ones(tmp_path, caps
     from vae_tiny import tiny_data
 
     from genstudio.cli import main
-    from genstudio.export.evaluator.build import DATASET_SPECS
+    from genstudio.export.data import image_sets
+    from genstudio.export.evaluator.build import EvaluatorBuild
     from genstudio.runtime.manifest import Manifest
 
-    assert set(DATASET_SPECS["synthfaces"]["head_weights"]) == {"hair_colour", "expression", "glasses"}
+    defaults = EvaluatorBuild(dataset="synthfaces").weights
+    assert set(defaults) == {"hair_colour", "expression", "glasses"} <= set(image_sets.heads("synthfaces"))
     argv = ["export", "evaluator", "--dataset", "fashion-mnist", "--steps", "2", "--train-images", "40",
             "--test-images", "40", "--data", str(tiny_data()), "--out", str(tmp_path), "--threads", "1"]
     assert main([*argv, "--head-weights", "class"]) == 2 and "name=weight" in capsys.readouterr().err
     assert main([*argv, "--head-weights", "glasses=4"]) == 2 and "unknown heads ['glasses']" in capsys.readouterr().err
-    assert main([*argv, "--head-weights", "class=0"]) == 2 and "positive" in capsys.readouterr().err
+    for bad in ("class=0", "class=nan", "class=inf"):
+        assert main([*argv, "--head-weights", bad]) == 2 and "finite number above 0" in capsys.readouterr().err
+    assert main([*argv, "--head-weights", "class=1,class=2"]) == 2 and "twice" in capsys.readouterr().err
     assert not (tmp_path / "eval-fashion-mnist").exists()  # nothing half-built is left behind
-    assert main([*argv, "--head-weights", "class=2"]) == 0
+    assert main([*argv, "--head-weights", " class = 2 "]) == 0
     m = Manifest.load(tmp_path / "eval-fashion-mnist")
     assert "--head-weights class=2" in m.build["command"] and m.build["data"]["head_weights"] == {"class": 2.0}
+    assert main(argv) == 0  # the dataset's default (none for Fashion-MNIST), written into the command
+    m = Manifest.load(tmp_path / "eval-fashion-mnist")
+    assert "--head-weights ''" in m.build["command"] and m.build["data"]["head_weights"] == {}

@@ -41,13 +41,13 @@ def register(groups) -> None:
     p.set_defaults(handler=cmd_evaluate)
 
 
-def command_line(args: argparse.Namespace, steps: int, widths: tuple[int, ...]) -> str:
+def command_line(args: argparse.Namespace, steps: int, widths: tuple[int, ...], weights: dict[str, float]) -> str:
+    """The command that rebuilds this evaluator, with the resolved steps, widths and head weights."""
     words = ["genstudio", "export", "evaluator", "--dataset", args.dataset, "--steps", str(steps),
-             "--widths", ",".join(map(str, widths)), "--seed", str(args.seed)]
+             "--widths", ",".join(map(str, widths)), "--seed", str(args.seed),
+             "--head-weights", ",".join(f"{k}={v:g}" for k, v in sorted(weights.items()))]
     if args.stem:
         words += ["--stem", str(args.stem)]
-    if args.head_weights is not None:
-        words += ["--head-weights", args.head_weights]
     for flag, value in (("--train-images", args.train_images), ("--test-images", args.test_images),
                         ("--threads", args.threads)):
         if value:
@@ -65,13 +65,16 @@ def parse_head_weights(text: str) -> dict[str, float]:
 
     out: dict[str, float] = {}
     for item in filter(None, (t.strip() for t in text.split(","))):
-        name, sep, value = item.partition("=")
+        name, sep, value = (part.strip() for part in item.partition("="))
         try:
-            if not sep or not name.strip():
+            if not sep or not name:
                 raise ValueError
-            out[name.strip()] = float(value)
+            weight = float(value)
         except ValueError:
             raise CliError(f"--head-weights wants name=weight pairs, comma-separated; {item!r} is not one") from None
+        if name in out:
+            raise CliError(f"--head-weights names {name!r} twice")
+        out[name] = weight
     return out
 
 
@@ -80,7 +83,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     from genstudio.cli import CliError
     from genstudio.export.data.fashion_mnist import DatasetMissing
-    from genstudio.export.evaluator.build import DATASET_SPECS, EvaluatorBuild, build_evaluator
+    from genstudio.export.evaluator.build import (
+        DATASET_SPECS,
+        EvaluatorBuild,
+        HeadWeightsError,
+        build_evaluator,
+        check_head_weights,
+    )
     from genstudio.export.trainer import TrainerConfig
     from genstudio.runtime.jobs import text_bar
     from genstudio.runtime.manifest import Manifest
@@ -104,9 +113,9 @@ def cmd_export(args: argparse.Namespace) -> int:
                          trainer=TrainerConfig(steps=steps, batch_size=128, lr=3e-3, weight_decay=1e-4,
                                                warmup=50, grad_clip=5.0, seed=args.seed))
     try:
-        folder = build_evaluator(cfg, args.out or shipped_models_dir(), command=command_line(args, steps, widths),
-                                 on_progress=text_bar(cfg.name))
-    except (DatasetMissing, ValueError) as e:
+        command = command_line(args, steps, widths, check_head_weights(cfg.dataset, cfg.weights))
+        folder = build_evaluator(cfg, args.out or shipped_models_dir(), command=command, on_progress=text_bar(cfg.name))
+    except (DatasetMissing, HeadWeightsError) as e:
         raise CliError(str(e)) from None
     m = Manifest.load(folder).metrics
     print(f"{folder}: test accuracy {m['test_accuracy']}, FID train vs test {m['fid_train_vs_test']}")

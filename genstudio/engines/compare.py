@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from genstudio.engines.diffusion.pipeline import UNET_ROLES
 from genstudio.engines.evaluate import DATASETS
 from genstudio.runtime.jobs import Progress, drive
 from genstudio.runtime.registry import ModelEntry, Registry
@@ -314,9 +315,15 @@ def normalise_metrics(family: str, metrics: Mapping) -> dict[str, Any]:
 def _default_precision(family: str, manifest) -> str | None:
     """"int8" when a diffusion model samples with its int8 UNet by default and records that UNet's numbers."""
     wanted = str((manifest.defaults or {}).get("unet", "float32"))
-    if family == "diffusion" and wanted != "float32" and isinstance(manifest.metrics.get(wanted), Mapping):
-        return wanted
+    if (family == "diffusion" and wanted != "float32" and wanted in UNET_ROLES
+            and manifest.files_with_role(UNET_ROLES[wanted]) and isinstance(manifest.metrics.get(wanted), Mapping)):
+        return wanted  # the engine samples with it (it falls back to float32 when the graph is missing)
     return None
+
+
+# The numbers one sampling graph is measured by: a row takes all of them from the same graph, gaps included.
+_QUALITY_KEYS = ("fid", "fid_of", "fid_name", "fid_evaluator", "fid_n_samples", "precision", "recall", "coverage",
+                 "class_accuracy", "prompt_adherence")
 
 
 def _parameters(metrics: Mapping) -> tuple[int | None, str | None]:
@@ -375,10 +382,9 @@ def table_rows(entries: Iterable[ModelEntry], timings: Mapping[str, Mapping] | N
                     row[k] = v
             row["evaluated_at"] = fresh.get("date")
         quality_of = _default_precision(e.family, m)
-        if quality_of:  # the graph the studio samples with by default has its own numbers: show those
-            for k, v in normalise_metrics(e.family, metrics[quality_of]).items():
-                if v is not None:
-                    row[k] = v
+        if quality_of:  # the graph the studio samples with by default has its own numbers: show only those
+            own = normalise_metrics(e.family, metrics[quality_of])
+            row.update({k: own[k] for k in _QUALITY_KEYS})
             row["quality_of"] = quality_of
         row["parameters"], row["parameters_note"] = _parameters(metrics)
         row["size_bytes"] = e.size_bytes()

@@ -10,6 +10,7 @@ its labels: FID and precision/recall need no dataset at run time) and the safete
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -88,6 +89,22 @@ def shrink_and_grow(x: np.ndarray, sizes: tuple[int, ...], rng: np.random.Genera
     return out
 
 
+class HeadWeightsError(ValueError):
+    """Head weights that name no head of the dataset, or are not finite and positive."""
+
+
+def check_head_weights(dataset: str, weights: dict[str, float]) -> dict[str, float]:
+    """`weights` when every name is a head of `dataset` and every weight is finite and > 0; else HeadWeightsError."""
+    heads = image_sets.heads(dataset)
+    unknown = sorted(set(weights) - set(heads))
+    if unknown:
+        raise HeadWeightsError(f"head weights name unknown heads {unknown}; {dataset} has {list(heads)}")
+    for name, w in weights.items():
+        if not (math.isfinite(w) and w > 0):
+            raise HeadWeightsError(f"the weight of head {name!r} must be a finite number above 0, not {w}")
+    return weights
+
+
 def weighted_head_loss(logits: dict[str, torch.Tensor], y: torch.Tensor, weights: dict[str, float]) -> torch.Tensor:
     """Cross-entropy of each head (column i of y is head i's labels), averaged with `weights` (others 1)."""
     w = [weights.get(h, 1.0) for h in logits]
@@ -100,6 +117,7 @@ def build_evaluator(cfg: EvaluatorBuild, out_root: Path, *, command: str,
     """Train, export, check parity and measure; returns the model folder (replaced atomically)."""
     started = time.perf_counter()
     report = on_progress or (lambda p: None)
+    weights = check_head_weights(cfg.dataset, cfg.weights)  # before any data is read or rendered
     spec = cfg.spec
     n_train, n_test = cfg.n_train or spec["n_train"], cfg.n_test or spec["n_test"]
     train_u8, train_y, heads = image_sets.image_set(cfg.dataset, "train", n_train, data_dir=cfg.data_dir)
@@ -108,12 +126,6 @@ def build_evaluator(cfg: EvaluatorBuild, out_root: Path, *, command: str,
     x_train = torch.from_numpy(_to_float(train_u8, channels))  # (N, C, S, S)
     y_train = torch.from_numpy(train_y.astype(np.int64))  # (N, heads)
     x_test = _to_float(test_u8, channels)
-    weights = cfg.weights
-    unknown = sorted(set(weights) - set(heads))
-    if unknown:
-        raise ValueError(f"head weights name unknown heads {unknown}; {cfg.dataset} has {list(heads)}")
-    if any(w <= 0 for w in weights.values()):
-        raise ValueError(f"head weights must be positive, got {weights}")
     net_cfg = EvalNetConfig(channels=channels, size=size, widths=tuple(cfg.widths or spec["widths"]),
                             stem=cfg.stem, heads={k: len(v) for k, v in heads.items()})
     torch.manual_seed(cfg.trainer.seed)
