@@ -88,7 +88,6 @@ def cmd_export(args: argparse.Namespace) -> int:
         EvaluatorBuild,
         HeadWeightsError,
         build_evaluator,
-        check_head_weights,
     )
     from genstudio.export.trainer import TrainerConfig
     from genstudio.runtime.jobs import text_bar
@@ -113,7 +112,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                          trainer=TrainerConfig(steps=steps, batch_size=128, lr=3e-3, weight_decay=1e-4,
                                                warmup=50, grad_clip=5.0, seed=args.seed))
     try:
-        command = command_line(args, steps, widths, check_head_weights(cfg.dataset, cfg.weights))
+        command = command_line(args, steps, widths, cfg.weights)  # build_evaluator checks the weights first
         folder = build_evaluator(cfg, args.out or shipped_models_dir(), command=command, on_progress=text_bar(cfg.name))
     except (DatasetMissing, HeadWeightsError) as e:
         raise CliError(str(e)) from None

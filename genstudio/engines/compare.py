@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from genstudio.engines.diffusion.pipeline import UNET_ROLES
+from genstudio.engines.diffusion.pipeline import default_unet
 from genstudio.engines.evaluate import DATASETS
 from genstudio.runtime.jobs import Progress, drive
 from genstudio.runtime.registry import ModelEntry, Registry
@@ -314,11 +314,8 @@ def normalise_metrics(family: str, metrics: Mapping) -> dict[str, Any]:
 
 def _default_precision(family: str, manifest) -> str | None:
     """"int8" when a diffusion model samples with its int8 UNet by default and records that UNet's numbers."""
-    wanted = str((manifest.defaults or {}).get("unet", "float32"))
-    if (family == "diffusion" and wanted != "float32" and wanted in UNET_ROLES
-            and manifest.files_with_role(UNET_ROLES[wanted]) and isinstance(manifest.metrics.get(wanted), Mapping)):
-        return wanted  # the engine samples with it (it falls back to float32 when the graph is missing)
-    return None
+    unet = default_unet(manifest) if family == "diffusion" else "float32"
+    return unet if unet != "float32" and isinstance(manifest.metrics.get(unet), Mapping) else None
 
 
 # The numbers one sampling graph is measured by: a row takes all of them from the same graph, gaps included.

@@ -31,6 +31,7 @@ import numpy as np
 from genstudio.engines.diffusion.schedulers import SCHEDULERS, Scheduler, SchedulerConfig, make_scheduler
 from genstudio.engines.model_folder import ModelFolder
 from genstudio.runtime.jobs import Progress
+from genstudio.runtime.manifest import Manifest
 from genstudio.runtime.registry import ModelEntry
 
 PAD_ID = 0  # "[PAD]": fills every prompt to max_length; an all-padding prompt is the unconditional input
@@ -40,6 +41,17 @@ MAX_BATCH = 16  # images per request
 PREVIEWS = ("x0", "noisy", "none")  # what each step converts for display
 UNET_ROLES = {"float32": "unet", "int8": "unet_int8"}  # the UNet graph a request runs, by precision
 _ENCODER_CACHE = 64  # prompts whose encoder output is kept
+
+
+def unet_precisions(manifest: Manifest) -> list[str]:
+    """The UNet graphs a diffusion folder has: "float32", and "int8" when it ships a quantized one."""
+    return [k for k, role in UNET_ROLES.items() if manifest.files_with_role(role)]
+
+
+def default_unet(manifest: Manifest) -> str:
+    """The UNet a request runs when it names none: the manifest's defaults.unet if the folder has that graph."""
+    wanted = str(manifest.defaults.get("unet", "float32"))
+    return wanted if wanted in unet_precisions(manifest) else "float32"
 
 
 @dataclass
@@ -203,12 +215,11 @@ class DiffusionModel(ModelFolder):
     @property
     def unet_precisions(self) -> list[str]:
         """The UNet graphs this folder has: "float32", and "int8" when it ships a quantized one."""
-        return [k for k, role in UNET_ROLES.items() if self.entry.manifest.files_with_role(role)]
+        return unet_precisions(self.entry.manifest)
 
     @property
     def default_unet(self) -> str:
-        wanted = str(self.defaults.get("unet", "float32"))
-        return wanted if wanted in self.unet_precisions else "float32"
+        return default_unet(self.entry.manifest)
 
     @property
     def default_scheduler(self) -> str:

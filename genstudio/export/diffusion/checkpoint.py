@@ -84,9 +84,15 @@ def load_tensors(path: Path, prefix: str) -> dict[str, torch.Tensor]:
     return _prefixed(load_file(str(path)), prefix)
 
 
+def _curves(tensors: dict[str, torch.Tensor]) -> dict[str, list[float]]:
+    return {k: v.tolist() for k, v in _prefixed(tensors, "train").items()}
+
+
 def load_curves(path: Path) -> dict[str, list[float]]:
     """The per-step curves: "loss" (every run) and "aux_loss" (runs with the text_aux objective)."""
-    return {k: v.tolist() for k, v in load_tensors(path, "train").items()}
+    from safetensors.torch import load_file
+
+    return _curves(load_file(str(path)))
 
 
 def load_losses(path: Path) -> list[float]:
@@ -120,11 +126,11 @@ def restore_run(path: Path, run: DiffusionRun) -> dict[str, str]:
         bad = unexpected + [k for k in missing if not k.startswith(NEW_MODULES)]
         if bad:
             raise ValueError(f"{path} does not fit this architecture: {', '.join(bad[:5])}")
-    curves = _prefixed(everything, "train")
-    run.resume(int(meta["step"]), float(meta.get("seconds", 0.0)), curves.get("loss", torch.zeros(0)).tolist())
+    curves = _curves(everything)
+    run.resume(int(meta["step"]), float(meta.get("seconds", 0.0)), curves.get("loss", []))
     heads = _prefixed(everything, "heads")
     if run.heads is not None and heads:
         run.heads.load_state_dict(heads)
-        run.aux_losses = curves["aux_loss"].tolist()
+        run.aux_losses = curves["aux_loss"]
         run.pretrain = json.loads(meta.get("pretrain", "{}"))
     return meta
