@@ -189,12 +189,13 @@ def test_model_joins_text_encoder_and_unet():
 
 
 # ---- padding masks -------------------------------------------------------------------------------------
-def _masked_pair(seed: int = 0):
+def _masked_pair(seed: int = 0, scale_shift: bool = False):
     from genstudio.export.diffusion.text_encoder import TextEncoder
 
     torch.manual_seed(seed)
     te = TextEncoder(TextConfig(vocab_size=20, max_length=10, dim=16, layers=2, heads=2, mask_padding=True)).eval()
-    unet = UNet(UNetConfig(channels=1, size=8, widths=(8, 16), attention=(1,), context_dim=16, text_mask=True)).eval()
+    unet = UNet(UNetConfig(channels=1, size=8, widths=(8, 16), attention=(1,), context_dim=16, text_mask=True,
+                           scale_shift=scale_shift)).eval()
     for p in unet.parameters():  # the zero-initialised outputs would hide any dependence on the text
         torch.nn.init.normal_(p, std=0.2)
     return te, unet
@@ -224,14 +225,35 @@ def test_masked_unet_reads_only_the_words_and_the_pooled_text():
         assert not torch.allclose(unet(x, t, other), eps, atol=1e-4)  # a different word does
 
 
-def test_masked_graphs_export_with_parity(tmp_path):
+@pytest.mark.parametrize("scale_shift", [False, True])
+def test_masked_graphs_export_with_parity(tmp_path, scale_shift):
     from genstudio.export.diffusion.onnx_export import check_parity, export_graphs
 
-    te, unet = _masked_pair()
+    te, unet = _masked_pair(scale_shift=scale_shift)
     export_graphs(te, unet, tmp_path)
     ids = np.array([[5, 6, 7] + [0] * 7, [4] * 10, [0] * 10], np.int64)
     parity = check_parity(te, unet, tmp_path, ids)
     assert parity["max_abs_diff_text_encoder_hidden"] < 1e-4 and parity["max_abs_diff_unet_noise_pred"] < 1e-4
+
+
+def test_scale_shift_blocks_scale_the_normalised_features():
+    from genstudio.export.diffusion.unet import ResBlock
+
+    torch.manual_seed(0)
+    block = ResBlock(8, 8, 12, groups=4, dropout=0.0, scale_shift=True).eval()
+    assert block.time.out_features == 16  # a scale and a shift per channel
+    torch.nn.init.normal_(block.conv2.weight, std=0.2)
+    x, temb = torch.randn(2, 8, 4, 4), torch.randn(2, 12)
+    torch.nn.init.zeros_(block.time.weight)
+    with torch.no_grad():
+        block.time.bias.copy_(torch.cat([torch.full((8,), -1.0), torch.zeros(8)]))  # scale 1 + (-1) = 0, no shift
+        assert torch.allclose(block(x, temb), x + block.conv2.bias[None, :, None, None])  # the features are gone
+        block.time.bias.zero_()  # scale 1, shift 0: the plain block without the embedding
+        plain = ResBlock(8, 8, 12, groups=4, dropout=0.0).eval()
+        plain.load_state_dict({k: v for k, v in block.state_dict().items() if not k.startswith("time.")}, strict=False)
+        torch.nn.init.zeros_(plain.time.weight)
+        torch.nn.init.zeros_(plain.time.bias)
+        assert torch.allclose(block(x, temb), plain(x, temb), atol=1e-6)
 
 
 def test_an_unmasked_run_resumes_into_the_masked_architecture(tmp_path):
@@ -334,6 +356,48 @@ def test_text_pretraining_teaches_the_encoder_and_a_resume_keeps_it(tmp_path):
     assert not any(k.startswith(("heads.", "model.")) for k in load_file(str(tmp_path / "ema.safetensors")))
     with pytest.raises(ValueError, match="name"):  # the objective needs captions that say what they name
         DiffusionRun(cfg, build_model(text, unet, 0), _tiny_data())
+
+
+def test_min_snr_weighting_spares_only_the_nearly_clean_timesteps():
+    from genstudio.export.diffusion.train import DiffusionRun, build_model, min_snr_weights, noise_loss
+
+    ac = NoiseSchedule().alphas_cumprod()
+    t = torch.tensor([0, 50, 100, 200, 500, 999])
+    w = min_snr_weights(ac, t, 5.0)
+    snr = ac[t] / (1 - ac[t])
+    assert torch.allclose(w, torch.minimum(snr, torch.tensor(5.0)) / snr)
+    assert w[0] < 0.01 and w[2] < 1 and torch.all(w[3:] == 1)  # only t under about 130 count less
+    pred = torch.randn(6, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    batch = {"noise": torch.zeros_like(pred), "t": t}
+    assert noise_loss(pred, batch, ac, 0.0) == pytest.approx(float(pred.pow(2).mean()))  # 0: the plain MSE
+    per_sample = pred.pow(2).flatten(1).mean(1)
+    assert noise_loss(pred, batch, ac, 5.0) == pytest.approx(float((per_sample * w).mean()))
+    data = _named_tiny_data()
+    text = TextConfig(vocab_size=data.tokenizer.get_vocab_size(), max_length=8, dim=16, layers=1, heads=2)
+    unet = UNetConfig(channels=1, size=8, widths=(8, 16), attention=(1,), context_dim=16)
+    for aux in (0.0, 0.1):  # both losses (noise only, and with the text encoder's attribute loss) are weighted
+        plain, weighted = (DiffusionRun(DiffusionTrainConfig(steps=2, batch_size=8, text_aux=aux, min_snr=g),
+                                        build_model(text, unet, 0), data).train() for g in (0.0, 5.0))
+        assert weighted.losses[0] < plain.losses[0]  # same weights, same batch: the weighted loss is smaller
+
+
+@pytest.mark.slow
+def test_cli_records_min_snr_and_scale_shift_and_rejects_a_negative_gamma(tmp_path):
+    from genstudio.cli import CliError
+    from genstudio.runtime.manifest import Manifest
+
+    with pytest.raises(CliError, match="--min-snr"):
+        run_cli(["export", "diffusion", "--dataset", "fashion-mnist", "--min-snr", "-1"])
+    _, _, data = tiny_run()
+    assert run_cli(["export", "diffusion", "--dataset", "fashion-mnist", "--steps", "2", *TINY, "--data", str(data),
+                    "--min-snr", "5", "--scale-shift", "--out", str(tmp_path)]) == 0
+    m = Manifest.load(tmp_path / "diffusion-fashion-mnist")
+    words = m.build["command"].split()
+    assert "--scale-shift" in words and words[words.index("--min-snr") + 1] == "5"
+    assert "Min-SNR-5" in m.metrics["method"]
+    from genstudio.export.diffusion.build import checkpoint_info
+
+    assert checkpoint_info(tmp_path / "diffusion-fashion-mnist" / "diffusion.safetensors")["unet"]["scale_shift"]
 
 
 # ---- the exported folder ----------------------------------------------------------------------------

@@ -30,11 +30,17 @@ def register(groups) -> None:
     p.add_argument("--mask-padding", action=argparse.BooleanOptionalAction, default=None,
                    help="mask prompt padding out of attention and add the pooled text to the time embedding "
                         "(default: the dataset's)")
+    p.add_argument("--scale-shift", action=argparse.BooleanOptionalAction, default=None,
+                   help="the time and pooled-text embedding scales and shifts each residual block's normalised "
+                        "features (adaptive GroupNorm) instead of being added (default: the dataset's)")
     p.add_argument("--text-aux", type=float, default=None, metavar="W",
                    help="also train the text encoder to predict the attributes its caption names, with this weight "
                         "beside the noise loss (0: off; default: the dataset's)")
     p.add_argument("--text-pretrain", type=int, default=None, metavar="N",
                    help="first, N steps of that attribute loss alone on the text encoder (default: the dataset's)")
+    p.add_argument("--min-snr", type=float, default=None, metavar="GAMMA",
+                   help="Min-SNR-gamma weighting of the noise loss, min(SNR, GAMMA) / SNR per sample "
+                        "(0: off, plain MSE; default: the dataset's)")
     p.add_argument("--lr", type=float, default=0.0, help="peak AdamW learning rate (default 1e-3)")
     p.add_argument("--train-images", type=int, default=0, help="training images (default: the dataset's)")
     p.add_argument("--from-checkpoint", type=Path, metavar="FILE",
@@ -78,7 +84,9 @@ def _command(args: argparse.Namespace, cfg) -> str:
              "--widths", ",".join(map(str, u.widths)), "--blocks", str(u.blocks),
              "--attention", ",".join(map(str, u.attention)), "--text-dim", str(t.dim),
              "--text-layers", str(t.layers), "--mask-padding" if t.mask_padding else "--no-mask-padding",
+             "--scale-shift" if u.scale_shift else "--no-scale-shift",
              "--text-aux", f"{cfg.train.text_aux:g}", "--text-pretrain", str(cfg.train.text_pretrain),
+             "--min-snr", f"{cfg.train.min_snr:g}",
              "--lr", f"{cfg.train.lr:g}", "--train-images", str(cfg.n_train), "--seed", str(cfg.train.seed)]
     for flag, value in (("--threads", args.threads), ("--data", args.data), ("--out", args.out),
                         ("--from-checkpoint", args.from_checkpoint), ("--checkpoint-to", args.checkpoint_to),
@@ -111,12 +119,15 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise CliError("--resume needs an existing checkpoint file and --checkpoint-to")
     if args.checkpoint_every < 1:
         raise CliError("--checkpoint-every must be at least 1")
+    if args.min_snr is not None and not args.min_snr >= 0:
+        raise CliError(f"--min-snr must be 0 (off) or a positive gamma, not {args.min_snr:g}")
     attention = _ints(args.attention, "--attention") if args.attention is not None else None
     cfg = diffusion_build(args.dataset, size=args.size, widths=_ints(args.widths, "--widths"), blocks=args.blocks,
                           attention=attention, text_dim=args.text_dim, text_layers=args.text_layers,
                           steps=args.steps, batch=args.batch, lr=args.lr, n_train=args.train_images, seed=args.seed,
                           data_dir=str(args.data) if args.data else None, mask_padding=args.mask_padding,
-                          text_aux=args.text_aux, text_pretrain=args.text_pretrain)
+                          text_aux=args.text_aux, text_pretrain=args.text_pretrain, min_snr=args.min_snr,
+                          scale_shift=args.scale_shift)
     if args.from_checkpoint:
         if not args.from_checkpoint.is_file():
             raise CliError(f"no checkpoint at {args.from_checkpoint}")
@@ -129,10 +140,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         cfg.train.lr, cfg.train.seed = info["train"]["lr"], info["train"]["seed"]
         cfg.train.text_aux = info["train"].get("text_aux", 0.0)
         cfg.train.text_pretrain = info["train"].get("text_pretrain", 0)
+        cfg.train.min_snr = info["train"].get("min_snr", 0.0)
         cfg.unet.widths, cfg.unet.blocks = tuple(info["unet"]["widths"]), info["unet"]["blocks"]
         cfg.unet.attention = tuple(info["unet"]["attention"])
         cfg.text.dim, cfg.text.layers = info["text"]["dim"], info["text"]["layers"]
         cfg.text.mask_padding = cfg.unet.text_mask = info["text"].get("mask_padding", False)
+        cfg.unet.scale_shift = info["unet"].get("scale_shift", False)
     if cfg.size % 2 ** (len(cfg.unet.widths) - 1):
         raise CliError(f"--size {cfg.size} must halve {len(cfg.unet.widths) - 1} times (one per extra width)")
     if any(not 0 <= a < len(cfg.unet.widths) for a in cfg.unet.attention):

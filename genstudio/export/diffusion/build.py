@@ -73,14 +73,16 @@ DATASET_DEFAULTS = {  # per dataset: geometry, architecture and the shipped mode
     "fashion-mnist": {"channels": 1, "size": 32, "source_size": 32, "widths": (16, 32, 64, 64), "blocks": 1,
                       "attention": (2, 3), "text_dim": 64, "text_layers": 2, "max_length": 16,
                       "n_train": 60_000, "steps": 3500, "batch": 64, "guidance": 4.0, "mask_padding": False,
-                      "text_aux": 0.0, "text_pretrain": 0},
+                      "text_aux": 0.0, "text_pretrain": 0, "min_snr": 0.0,
+                      "scale_shift": False},
     # 32x32: about 1.1 s per step at batch 64 (3000 steps in about 60 minutes); 48x48: --batch 32, 1.4 s per step.
     # The text encoder first learns the attributes its captions name (1000 steps, 2 minutes), then keeps that loss
     # at weight 0.1: without it, 4500 steps learnt only the subject word (docs/diffusion.md).
     "synthfaces": {"channels": 3, "size": 32, "source_size": 64, "widths": (16, 32, 64, 128), "blocks": 1,
                    "attention": (2, 3), "text_dim": 128, "text_layers": 2, "max_length": 40,
                    "n_train": 12_000, "steps": 3000, "batch": 64, "guidance": 4.0, "mask_padding": True,
-                   "text_aux": 0.1, "text_pretrain": 1000},
+                   "text_aux": 0.1, "text_pretrain": 1000, "min_snr": 0.0,
+                   "scale_shift": False},
 }
 EXAMPLE_PROMPTS = {  # none names a held-out (hair colour, expression, glasses) combination
     "synthfaces": ["a smiling woman with long blonde hair", "a man with a full beard wearing sunglasses",
@@ -114,15 +116,17 @@ def diffusion_build(dataset: str, *, size: int = 0, widths: tuple[int, ...] = ()
                     attention: tuple[int, ...] | None = None, text_dim: int = 0, text_layers: int = 0,
                     steps: int = 0, batch: int = 0, lr: float = 0.0, n_train: int = 0, seed: int = 0,
                     data_dir: str | None = None, mask_padding: bool | None = None, text_aux: float | None = None,
-                    text_pretrain: int | None = None) -> DiffusionBuild:
+                    text_pretrain: int | None = None, min_snr: float | None = None,
+                    scale_shift: bool | None = None) -> DiffusionBuild:
     """A build with the dataset's defaults; a zero / empty / None argument keeps the default (for mask_padding,
-    text_aux and text_pretrain only None does, as 0 and False turn them off)."""
+    text_aux, text_pretrain, min_snr and scale_shift only None does, as 0 and False turn them off)."""
     d = DATASET_DEFAULTS[dataset]
     mask = d["mask_padding"] if mask_padding is None else mask_padding
     text_dim = text_dim or d["text_dim"]
     train = DiffusionTrainConfig(steps=steps or d["steps"], batch_size=batch or d["batch"], seed=seed,
                                  text_aux=d["text_aux"] if text_aux is None else text_aux,
-                                 text_pretrain=d["text_pretrain"] if text_pretrain is None else text_pretrain)
+                                 text_pretrain=d["text_pretrain"] if text_pretrain is None else text_pretrain,
+                                 min_snr=d["min_snr"] if min_snr is None else min_snr)
     if lr:
         train.lr = lr
     return DiffusionBuild(
@@ -131,7 +135,7 @@ def diffusion_build(dataset: str, *, size: int = 0, widths: tuple[int, ...] = ()
                         heads=max(1, text_dim // 32), mask_padding=mask),
         unet=UNetConfig(widths=tuple(widths or d["widths"]), blocks=blocks or d["blocks"],
                         attention=tuple(d["attention"] if attention is None else attention),
-                        text_mask=mask),
+                        text_mask=mask, scale_shift=d["scale_shift"] if scale_shift is None else scale_shift),
         train=train, n_train=n_train or d["n_train"], guidance=d["guidance"], data_dir=data_dir)
 
 
@@ -257,7 +261,8 @@ def build_diffusion(cfg: DiffusionBuild, out_root: Path, *, command: str,
                "train_last_100_steps": float(np.mean(losses[-100:])) if losses else None,
                "train_first_100_steps": float(np.mean(losses[:100])) if losses else None,
                "method": "train_*_steps: mean epsilon MSE per step over those steps (training batches, "
-                         "captions dropped included)" + ("" if not cfg.train.text_aux else
+                         "captions dropped included)" + ("" if not cfg.train.min_snr else
+                         f", Min-SNR-{cfg.train.min_snr:g} weighted") + ("" if not cfg.train.text_aux else
                          f", plus {cfg.train.text_aux:g} x the text encoder's attribute cross-entropy")}
     if pretrain:
         metrics["text_pretrain"] = pretrain

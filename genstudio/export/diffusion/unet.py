@@ -5,7 +5,7 @@
 
 A DDPM / Stable Diffusion-style UNet (https://arxiv.org/abs/2006.11239, https://arxiv.org/abs/2112.10752):
 a sinusoidal timestep embedding through an MLP; at each level `blocks` residual blocks (GroupNorm, SiLU,
-3x3 conv, the time embedding added in between) and, at the levels in `attention`, a transformer block
+3x3 conv, the time embedding added in between, or with `scale_shift` scaling and shifting) and, at the levels in `attention`, a transformer block
 (self-attention, cross-attention to the text, feed-forward); strided-conv downsampling, nearest +
 conv upsampling, skip connections from every down block to the matching up block, and a middle block
 (residual, transformer, residual) at the lowest resolution.
@@ -39,6 +39,7 @@ class UNetConfig:
     groups: int = 8  # GroupNorm groups
     dropout: float = 0.0  # inside residual blocks
     text_mask: bool = False  # zero context vectors are padding: masked in cross-attention; pooled text joins temb
+    scale_shift: bool = False  # the time (and pooled text) embedding scales and shifts the normalised features
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -57,11 +58,18 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) 
 
 
 class ResBlock(nn.Module):
-    def __init__(self, c_in: int, c_out: int, t_dim: int, groups: int, dropout: float) -> None:
+    """GroupNorm, SiLU, conv, the embedding, GroupNorm, SiLU, conv, plus the input. The embedding is added to the
+    features, or with `scale_shift` modulates the second GroupNorm's output, h * (1 + scale) + shift: the
+    adaptive GroupNorm of Dhariwal & Nichol (https://arxiv.org/abs/2105.05233), a multiplicative path for
+    the pooled text as for their class labels."""
+
+    def __init__(self, c_in: int, c_out: int, t_dim: int, groups: int, dropout: float,
+                 scale_shift: bool = False) -> None:
         super().__init__()
+        self.scale_shift = scale_shift
         self.norm1 = nn.GroupNorm(groups, c_in)
         self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
-        self.time = nn.Linear(t_dim, c_out)
+        self.time = nn.Linear(t_dim, 2 * c_out if scale_shift else c_out)
         self.norm2 = nn.GroupNorm(groups, c_out)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
@@ -71,8 +79,12 @@ class ResBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
-        h = h + self.time(temb)[:, :, None, None]  # (B, c_out, 1, 1)
-        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        if self.scale_shift:
+            scale, shift = self.time(F.silu(temb))[:, :, None, None].chunk(2, dim=1)  # (B, c_out, 1, 1) each
+            h = self.norm2(h) * (1 + scale) + shift
+        else:
+            h = self.norm2(h + self.time(temb)[:, :, None, None])
+        h = self.conv2(self.dropout(F.silu(h)))
         return self.skip(x) + h
 
 
@@ -106,7 +118,7 @@ class Level(nn.Module):
 
     def __init__(self, c_ins: list[int], c_out: int, cfg: UNetConfig, t_dim: int, attend: bool) -> None:
         super().__init__()
-        self.res = nn.ModuleList(ResBlock(c, c_out, t_dim, cfg.groups, cfg.dropout) for c in c_ins)
+        self.res = nn.ModuleList(ResBlock(c, c_out, t_dim, cfg.groups, cfg.dropout, cfg.scale_shift) for c in c_ins)
         self.attn = nn.ModuleList(SpatialTransformer(c_out, cfg.context_dim, cfg.head_dim, cfg.groups)
                                   if attend else nn.Identity() for _ in c_ins)
 
@@ -138,9 +150,9 @@ class UNet(nn.Module):
             if i < len(w) - 1:
                 self.downsample.append(nn.Conv2d(c, c, 3, stride=2, padding=1))
                 skips.append(c)
-        self.mid_res1 = ResBlock(c, c, t_dim, cfg.groups, cfg.dropout)
+        self.mid_res1 = ResBlock(c, c, t_dim, cfg.groups, cfg.dropout, cfg.scale_shift)
         self.mid_attn = SpatialTransformer(c, cfg.context_dim, cfg.head_dim, cfg.groups)
-        self.mid_res2 = ResBlock(c, c, t_dim, cfg.groups, cfg.dropout)
+        self.mid_res2 = ResBlock(c, c, t_dim, cfg.groups, cfg.dropout, cfg.scale_shift)
         self.up = nn.ModuleList()
         self.upsample = nn.ModuleList()
         for i in reversed(range(len(w))):
