@@ -245,6 +245,8 @@ def test_adherence_counts_each_prompted_attribute():
     assert out["accuracy"] == {"hair": 0.75, "glasses": 0.5}
     assert out["all_correct"] == 0.5 and out["chance"] == {"hair": 0.5, "glasses": 0.5}
     assert out["per_prompt"][1]["accuracy"] == {"hair": 1.0, "glasses": 0.5} and out["n_images"] == 4
+    assert out["confusion"] == {"hair": {"blue": {"blue": 2}, "red": {"red": 1, "blue": 1}},
+                                "glasses": {"round": {"round": 1, "none": 1}}}  # what each prompted value was read as
     with pytest.raises(ValueError, match="no head"):
         Q.adherence([Q.PromptTarget("x", {"hat": "cap"})], 1, preds, heads)
     with pytest.raises(ValueError, match="not one of"):

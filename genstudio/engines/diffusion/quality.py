@@ -53,7 +53,8 @@ def class_targets(model: DiffusionModel, heads: dict[str, list[str]]) -> list[Pr
 def adherence(targets: Sequence[PromptTarget], per_prompt: int, predictions: dict[str, np.ndarray],
               heads: dict[str, list[str]]) -> dict[str, Any]:
     """Per-attribute accuracy over the images whose prompt names that attribute (image i belongs to target
-    i // per_prompt), the share with every named attribute right, chance levels, and a per-prompt table."""
+    i // per_prompt), the share with every named attribute right, chance levels, a per-prompt table, and a
+    confusion table: per attribute, per prompted value, how many images the evaluator read as each value."""
     for t in targets:
         for head, value in t.expected.items():
             if head not in heads:
@@ -63,9 +64,14 @@ def adherence(targets: Sequence[PromptTarget], per_prompt: int, predictions: dic
     hits: dict[str, list[bool]] = {}
     all_right: list[bool] = []
     table = []
+    confusion: dict[str, dict[str, dict[str, int]]] = {}
     for k, t in enumerate(targets):
         rows = slice(k * per_prompt, (k + 1) * per_prompt)
         right = {h: predictions[h][rows] == heads[h].index(v) for h, v in t.expected.items()}
+        for h, v in t.expected.items():
+            read = confusion.setdefault(h, {}).setdefault(v, {})
+            for p in predictions[h][rows]:
+                read[heads[h][p]] = read.get(heads[h][p], 0) + 1
         for h, r in right.items():
             hits.setdefault(h, []).extend(r.tolist())
         every = np.logical_and.reduce(list(right.values())) if right else np.ones(per_prompt, bool)
@@ -80,6 +86,8 @@ def adherence(targets: Sequence[PromptTarget], per_prompt: int, predictions: dic
         "images_per_prompt": per_prompt,
         "n_images": len(targets) * per_prompt,
         "per_prompt": table,
+        "confusion": {h: {v: dict(sorted(read.items(), key=lambda kv: -kv[1])) for v, read in sorted(by.items())}
+                      for h, by in confusion.items()},
     }
 
 
