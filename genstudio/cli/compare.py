@@ -25,9 +25,10 @@ import sys
 from pathlib import Path
 
 from genstudio.cli.common import emit, session_pool
+from genstudio.runtime.manifest import COMPARED_FAMILIES
 
 DATASETS = ("fashion-mnist", "synthfaces")
-EVALUATED_FAMILIES = ("vae", "flow", "autoregressive", "diffusion", "gan")  # what `evaluate all` recomputes
+EVALUATED_FAMILIES = COMPARED_FAMILIES  # what `evaluate all --family` offers: the table's families
 
 
 def register(groups) -> None:

@@ -32,10 +32,11 @@ import numpy as np
 from genstudio.engines.diffusion.pipeline import default_unet
 from genstudio.engines.evaluate import DATASETS
 from genstudio.runtime.jobs import Progress, drive
+from genstudio.runtime.manifest import COMPARED_FAMILIES
 from genstudio.runtime.registry import ModelEntry, Registry
 from genstudio.runtime.sessions import SessionPool
 
-FAMILIES = ("vae", "flow", "gan", "diffusion", "autoregressive")  # the order of columns and rows
+FAMILIES = COMPARED_FAMILIES  # the order of columns and rows
 FAMILY_TITLES = {"vae": "VAE", "flow": "Flow", "gan": "GAN", "diffusion": "Diffusion",
                  "autoregressive": "PixelCNN"}
 DEFAULT_MAX_SECONDS = 60.0  # a timing run expected to take longer than this is skipped, not run

@@ -13,6 +13,7 @@ SCHEMA_VERSION = 1
 
 # The generative families the studio knows. "onnx" is a bare graph imported without a family.
 FAMILIES = ("llm", "diffusion", "gan", "vae", "flow", "autoregressive", "evaluator", "onnx")
+COMPARED_FAMILIES = ("vae", "flow", "gan", "diffusion", "autoregressive")  # Compare's families, in its row order
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _MAX_MANIFEST_BYTES = 4 * 1024 * 1024

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,14 +65,12 @@ def adherence(targets: Sequence[PromptTarget], per_prompt: int, predictions: dic
     hits: dict[str, list[bool]] = {}
     all_right: list[bool] = []
     table = []
-    confusion: dict[str, dict[str, dict[str, int]]] = {}
+    confusion: dict[str, dict[str, Counter[str]]] = {}
     for k, t in enumerate(targets):
         rows = slice(k * per_prompt, (k + 1) * per_prompt)
         right = {h: predictions[h][rows] == heads[h].index(v) for h, v in t.expected.items()}
         for h, v in t.expected.items():
-            read = confusion.setdefault(h, {}).setdefault(v, {})
-            for p in predictions[h][rows]:
-                read[heads[h][p]] = read.get(heads[h][p], 0) + 1
+            confusion.setdefault(h, {}).setdefault(v, Counter()).update(heads[h][p] for p in predictions[h][rows])
         for h, r in right.items():
             hits.setdefault(h, []).extend(r.tolist())
         every = np.logical_and.reduce(list(right.values())) if right else np.ones(per_prompt, bool)
@@ -86,8 +85,7 @@ def adherence(targets: Sequence[PromptTarget], per_prompt: int, predictions: dic
         "images_per_prompt": per_prompt,
         "n_images": len(targets) * per_prompt,
         "per_prompt": table,
-        "confusion": {h: {v: dict(sorted(read.items(), key=lambda kv: -kv[1])) for v, read in sorted(by.items())}
-                      for h, by in confusion.items()},
+        "confusion": {h: {v: dict(read.most_common()) for v, read in sorted(by.items())} for h, by in confusion.items()},
     }
 
 

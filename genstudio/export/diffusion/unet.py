@@ -5,10 +5,10 @@
 
 A DDPM / Stable Diffusion-style UNet (https://arxiv.org/abs/2006.11239, https://arxiv.org/abs/2112.10752):
 a sinusoidal timestep embedding through an MLP; at each level `blocks` residual blocks (GroupNorm, SiLU,
-3x3 conv, the time embedding added in between, or with `scale_shift` scaling and shifting) and, at the levels in `attention`, a transformer block
-(self-attention, cross-attention to the text, feed-forward); strided-conv downsampling, nearest +
-conv upsampling, skip connections from every down block to the matching up block, and a middle block
-(residual, transformer, residual) at the lowest resolution.
+3x3 conv, the time embedding added in between, or with `scale_shift` scaling and shifting the features) and,
+at the levels in `attention`, a transformer block (self-attention, cross-attention to the text, feed-forward);
+strided-conv downsampling, nearest + conv upsampling, skip connections from every down block to the matching
+up block, and a middle block (residual, transformer, residual) at the lowest resolution.
 
 With `text_mask` (a text encoder with mask_padding), the all-zero vectors of padding are masked out of
 cross-attention, and the mean of the word vectors also enters through the time embedding: a global
