@@ -140,6 +140,22 @@ def test_synthfaces_real_faces_carry_each_prompts_attributes():
     assert full.shape == (64, 64, 3)
 
 
+def test_synthfaces_real_faces_have_hair_where_the_prompt_names_its_colour(monkeypatch):
+    from genstudio.cli.image import synthfaces_real_faces
+    from genstudio.export.data import synthfaces
+
+    drawn = []
+    render = synthfaces.render
+    monkeypatch.setattr(synthfaces, "render", lambda s, o=None: drawn.append(render(s, o)[1]) or render(s, o))
+    target = ("a man with black hair", {"gender": "man", "hair_colour": "black"})  # men are bald one time in 7
+    faces, _ = synthfaces_real_faces([target], 24, 32)
+    assert faces.shape == (24, 32, 32, 3) and len(drawn) == 24
+    assert all(a["hair_style"] != "bald" and a["hair_colour"] == "black" for a in drawn)
+    drawn.clear()
+    synthfaces_real_faces([("a smiling man", {"gender": "man", "expression": "smiling"})], 24, 32)
+    assert any(a["hair_style"] == "bald" for a in drawn)  # no hair colour named: any face will do
+
+
 def test_real_images_give_the_evaluators_ceiling(own_models):
     from genstudio.engines.diffusion.pipeline import DiffusionModel
     from genstudio.engines.diffusion.quality import class_targets, measure

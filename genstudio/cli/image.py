@@ -134,7 +134,10 @@ def synthfaces_targets() -> list[tuple[str, dict[str, str]]]:
 
 def synthfaces_real_faces(targets: list[tuple[str, dict[str, str]]], per_prompt: int, size: int):
     """Real SynthFaces with each target's attributes (per_prompt test-split faces each, the attributes pinned),
-    shrunk to the model's side as its training images were: uint8 (N, size, size, 3), and how they were made."""
+    shrunk to the model's side as its training images were: uint8 (N, size, size, 3), and how they were made.
+
+    A prompt that names a hair colour describes a face with hair (a bald face's caption says "bald", never
+    "with red hair"), so such a target skips the faces whose other attributes would draw them bald."""
     import numpy as np
 
     from genstudio.export.data import synthfaces
@@ -142,12 +145,19 @@ def synthfaces_real_faces(targets: list[tuple[str, dict[str, str]]], per_prompt:
     from genstudio.export.diffusion.data import resize
 
     split, draw_seed = SYNTHFACES_DRAWS["test"]
-    seeds = synthfaces.face_seeds(per_prompt, draw_seed, split)
-    faces = np.stack([synthfaces.render(int(s), expected)[0] for _, expected in targets for s in seeds])
+    stream = synthfaces.face_seeds(8 * per_prompt + 16, draw_seed, split)
+    faces = []
+    for prompt, expected in targets:
+        fit = [s for s in stream if "hair_colour" not in expected
+               or synthfaces.attributes(s, expected)["hair_style"] != "bald"][:per_prompt]
+        if len(fit) < per_prompt:
+            raise ValueError(f"too few test faces can show {prompt!r}")
+        faces += [synthfaces.render(s, expected)[0] for s in fit]
     note = (f"{per_prompt} real test-split faces per prompt, rendered with the prompt's attributes pinned "
-            f"(genstudio.export.data.synthfaces.render) and shrunk to {size}x{size} like the training images: "
-            "what a generator that followed every prompt perfectly would score with this evaluator")
-    return resize(faces, size), note
+            f"(genstudio.export.data.synthfaces.render; never bald where the prompt names a hair colour) and "
+            f"shrunk to {size}x{size} like the training images: what a generator that followed every prompt "
+            "perfectly would score with this evaluator")
+    return resize(np.stack(faces), size), note
 
 
 def synthfaces_fid_prompts(n: int, fits=None, seed: int = 0) -> list[str]:
