@@ -65,3 +65,13 @@ def test_example_inputs_take_concrete_shapes_from_the_manifest():
 def test_example_inputs_refuse_string_inputs():
     with pytest.raises(ValueError, match="cannot fill"):
         example_inputs([{"name": "text", "dtype": "object", "shape": [1]}])
+
+
+def test_paired_cost_cancels_a_slow_patch_that_medians_would_keep():
+    from genstudio.cli.diffusion_bench import paired_cost
+
+    base = [1.0, 1.0, 2.0, 2.0, 2.0]  # the machine slows down halfway through the rounds
+    slower = [1.02, 1.02, 2.04, 2.04, 2.04]  # the same 2% on top in every round
+    assert paired_cost(slower, base) == pytest.approx(0.02)
+    with pytest.raises(ValueError):
+        paired_cost([1.0], [1.0, 1.0])  # rounds come in pairs
