@@ -487,6 +487,26 @@ def test_the_int8_unet_ships_beside_the_float_one_and_runs_in_the_engine():
         model.resolve(ImageRequest("a photo of a coat", unet="bfloat16"))
 
 
+def test_an_int8_request_runs_its_last_nearly_clean_steps_in_the_float_graph(monkeypatch):
+    from genstudio.engines.diffusion import pipeline
+    from genstudio.runtime.jobs import drive
+    from genstudio.runtime.registry import check_folder
+    from genstudio.runtime.sessions import SessionConfig, SessionPool
+
+    folder, _, _ = tiny_run()
+    model = pipeline.DiffusionModel(check_folder(folder, "shipped"), SessionPool(SessionConfig(provider="cpu", threads=1)))
+    calls = []
+    unet = pipeline.DiffusionModel._unet
+    monkeypatch.setattr(pipeline.DiffusionModel, "_unet",
+                        lambda self, x, t, *a: calls.append((t, a[-1])) or unet(self, x, t, *a))
+    for precision in ("int8", "float32"):
+        drive(model.sample(pipeline.ImageRequest("a photo of a coat", steps=25, seed=0, preview="none", unet=precision)))
+    int8, float32 = calls[:25], calls[25:]
+    assert {role for t, role in int8 if t >= pipeline.INT8_FLOAT_BELOW_T} == {"unet_int8"}
+    assert [role for t, role in int8 if t < pipeline.INT8_FLOAT_BELOW_T] == ["unet", "unet"]  # t = 79 and 39
+    assert {role for _, role in float32} == {"unet"}
+
+
 @pytest.mark.slow
 def test_checkpoints_resume_and_record_every_stage():
     from genstudio.export.diffusion.build import checkpoint_info, diffusion_build, train_diffusion

@@ -40,6 +40,10 @@ SPECIAL_TOKENS = ("[PAD]", "[UNK]")
 MAX_BATCH = 16  # images per request
 PREVIEWS = ("x0", "noisy", "none")  # what each step converts for display
 UNET_ROLES = {"float32": "unet", "int8": "unet_int8"}  # the UNet graph a request runs, by precision
+# An int8 request runs the timesteps below this through the float graph: min-max calibration makes the int8
+# activations too coarse for the last, nearly clean steps, whose noise it leaves behind as speckle. Two of 25
+# DPM++ steps (docs/diffusion.md, "The grain is the int8 UNet's").
+INT8_FLOAT_BELOW_T = 100
 _ENCODER_CACHE = 64  # prompts whose encoder output is kept
 
 
@@ -385,8 +389,9 @@ class DiffusionModel(ModelFolder):
         total = len(timesteps)
         vr = self.value_range
         for i, t in enumerate(timesteps):
+            precision = "float32" if r.unet == "int8" and t < INT8_FLOAT_BELOW_T else r.unet
             eps = self._unet(sched.scale_model_input(x, t), float(t), cond, uncond, float(r.guidance),
-                             UNET_ROLES[r.unet])
+                             UNET_ROLES[precision])
             out = sched.step(eps, t, x, noise)
             x = out.prev_sample
             x0 = noisy = frame = None
