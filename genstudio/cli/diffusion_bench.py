@@ -64,7 +64,13 @@ def bench_diffusion(*, model: str | None = None, threads: int = THREADS, runs: i
     import torch
 
     from genstudio.cli.common import pick_model
-    from genstudio.engines.diffusion.pipeline import DiffusionModel, ImageRequest, to_u8, to_unit
+    from genstudio.engines.diffusion.pipeline import (
+        INT8_FLOAT_BELOW_T,
+        DiffusionModel,
+        ImageRequest,
+        to_u8,
+        to_unit,
+    )
     from genstudio.runtime.jobs import drive
     from genstudio.runtime.sessions import SessionConfig, SessionPool
 
@@ -146,7 +152,8 @@ def bench_diffusion(*, model: str | None = None, threads: int = THREADS, runs: i
         f"alone ({steps} conversions timed by themselves, as a share of the loop without previews) shows how much "
         "of that is the preview rather than the machine's noise. "
         + (f"The int8 UNet (unet/model.int8.onnx: ONNX Runtime static quantization of the convolutions) runs the "
-           f"same loop; its largest pixel difference from the float graph is {diff_int8:.3f} "
+           f"same loop, its timesteps below {INT8_FLOAT_BELOW_T} through the float graph as the engine does; "
+           f"its largest pixel difference from the float graph is {diff_int8:.3f} "
            "(its quality numbers are in the model's metrics.int8)." if int8 else "The folder has no int8 UNet."),
         "",
         "| batch | ONNX Runtime s | PyTorch eager s | ONNX Runtime speed-up | int8 UNet s | int8 speed-up "
