@@ -4,9 +4,8 @@ Both sides run the engine's own sampling loop (genstudio.engines.diffusion.pipel
 scheduler, previews); only the networks differ. The eager side swaps the model's two ONNX sessions for the
 PyTorch text encoder and UNet loaded from the same folder's checkpoint (the EMA weights the graphs were
 exported from). Runs are interleaved, every other round in reverse order, so machine noise and cold caches hit
-all alike. The preview cost is the engine with
-per-step previews (the predicted clean image converted for display every step) against no previews, as the
-median of each round's ratio (`paired_cost`).
+all alike. The preview cost is the engine with per-step previews (the predicted clean image converted for
+display every step) against no previews, as the median of each round's ratio (`paired_cost`).
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ import time
 from typing import Any
 
 THREADS = 1  # one thread each: on a shared 2-core machine, two torch threads stall on small ops
-RUNS = 9  # rounds; the machine is noisy: 5 moved the batch-8 int8 ratio between 1.92x and 2.05x
+RUNS = 9  # rounds; on a shared 2-core machine one run's ratios still move by about 10% (docs/diffusion.md)
 STEPS = 25
 PROMPTS = {"synthfaces": "a smiling woman with long blonde hair", "fashion-mnist": "a photo of a sneaker"}
 
@@ -68,8 +67,7 @@ def bench_diffusion(*, model: str | None = None, threads: int = THREADS, runs: i
         INT8_FLOAT_BELOW_T,
         DiffusionModel,
         ImageRequest,
-        to_u8,
-        to_unit,
+        preview_frame,
     )
     from genstudio.runtime.jobs import drive
     from genstudio.runtime.sessions import SessionConfig, SessionPool
@@ -115,7 +113,7 @@ def bench_diffusion(*, model: str | None = None, threads: int = THREADS, runs: i
         n = 200  # the preview's own work, timed alone: far below the noise of whole runs
         t0 = time.perf_counter()
         for _ in range(n):
-            to_u8(to_unit(x0, ort_model.value_range))
+            preview_frame(x0, ort_model.value_range)
         conversion = (time.perf_counter() - t0) / n * steps / med["onnxruntime"]
         numbers[f"batch_{batch}"] = {"onnxruntime_s": round(med["onnxruntime"], 4), "torch_eager_s": round(med["torch"], 4),
                                      "ratio": round(ratio, 2), "with_preview_s": round(med["onnxruntime_preview"], 4),

@@ -138,6 +138,8 @@ def synthfaces_real_faces(targets: list[tuple[str, dict[str, str]]], per_prompt:
 
     A prompt that names a hair colour describes a face with hair (a bald face's caption says "bald", never
     "with red hair"), so such a target skips the faces whose other attributes would draw them bald."""
+    import itertools
+
     import numpy as np
 
     from genstudio.export.data import synthfaces
@@ -148,8 +150,9 @@ def synthfaces_real_faces(targets: list[tuple[str, dict[str, str]]], per_prompt:
     stream = synthfaces.face_seeds(8 * per_prompt + 16, draw_seed, split)
     faces = []
     for prompt, expected in targets:
-        fit = [s for s in stream if "hair_colour" not in expected
-               or synthfaces.attributes(s, expected)["hair_style"] != "bald"][:per_prompt]
+        shown = (s for s in stream if "hair_colour" not in expected  # attributes() is cheap, render() is not
+                 or synthfaces.attributes(s, expected)["hair_style"] != "bald")
+        fit = list(itertools.islice(shown, per_prompt))
         if len(fit) < per_prompt:
             raise ValueError(f"too few test faces can show {prompt!r}")
         faces += [synthfaces.render(s, expected)[0] for s in fit]

@@ -150,6 +150,12 @@ def to_u8(x01: np.ndarray) -> np.ndarray:
     return (np.asarray(x01, np.float32) * 255.0 + 0.5).astype(np.uint8)
 
 
+def preview_frame(pred_x0: np.ndarray, value_range: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """A step's preview: the predicted clean image in [0, 1] and as uint8, the work each previewed step adds."""
+    x0 = to_unit(pred_x0, value_range)
+    return x0, to_u8(x0)
+
+
 @dataclass
 class DiffusionModel(ModelFolder):
     """A diffusion model folder (text_encoder/, unet/, tokenizer/, scheduler/) opened through a session pool."""
@@ -396,8 +402,7 @@ class DiffusionModel(ModelFolder):
             x = out.prev_sample
             x0 = noisy = frame = None
             if r.preview != "none":
-                x0 = to_unit(out.pred_original_sample, vr)
-                frame = to_u8(x0)
+                x0, frame = preview_frame(out.pred_original_sample, vr)
                 if film is not None:
                     film.append(frame)
                 if r.preview == "noisy":
