@@ -534,11 +534,32 @@ def test_checkpoints_resume_and_record_every_stage():
 
 
 @pytest.mark.slow
+def test_a_stage_at_a_new_size_can_start_the_ema_again():
+    from genstudio.export.diffusion.build import diffusion_build, train_diffusion
+    from genstudio.export.diffusion.checkpoint import load_tensors, read_metadata
+
+    _, ckpt, data = tiny_run()
+    cfg = diffusion_build("fashion-mnist", size=16, widths=(8, 16), blocks=1, attention=(1,), text_dim=16,
+                          text_layers=1, steps=7, batch=8, n_train=40, data_dir=str(data))
+    cfg.caption_draws = 100
+    resumed = ckpt.with_name("at16.safetensors")
+    run = train_diffusion(cfg, checkpoint_to=resumed, every=100, resume=ckpt, reset_ema=True, command="at 16")
+    assert run.step == 7 and run.ema_from == 6 and read_metadata(resumed)["ema_from"] == "6"
+    raw, ema, old = (load_tensors(resumed, "model"), load_tensors(resumed, "ema"), load_tensors(ckpt, "ema"))
+    gap = lambda a: sum(float((a[k] - raw[k]).abs().sum()) for k in raw)  # noqa: E731
+    assert gap(ema) < 0.2 * gap(old)  # one step of a fresh EMA (decay 0.1) sits next to the raw weights
+    again = train_diffusion(cfg, resume=resumed)  # a later stage keeps the reset's warm-up origin
+    assert again.ema_from == 6
+
+
+@pytest.mark.slow
 def test_cli_rejects_bad_arguments(tmp_path):
     from genstudio.cli import CliError
 
     with pytest.raises(CliError, match="--resume"):
         run_cli(["export", "diffusion", "--dataset", "fashion-mnist", "--resume", str(tmp_path / "none")])
+    with pytest.raises(CliError, match="--reset-ema goes with --resume"):
+        run_cli(["export", "diffusion", "--dataset", "fashion-mnist", "--reset-ema"])
     with pytest.raises(CliError, match="halve"):
         run_cli(["export", "diffusion", "--dataset", "synthfaces", "--size", "30"])
     with pytest.raises(CliError, match="no checkpoint"):

@@ -50,6 +50,9 @@ def register(groups) -> None:
     p.add_argument("--checkpoint-every", type=int, default=500, metavar="N", help="(default 500)")
     p.add_argument("--resume", type=Path, metavar="FILE",
                    help="with --checkpoint-to: continue the run in this checkpoint (same architecture) to --steps")
+    p.add_argument("--reset-ema", action="store_true",
+                   help="with --resume: start the EMA weights (what ships) again from the resumed raw weights; "
+                        "for a stage that changes the task, such as --size")
     p.add_argument("--data", type=Path, help="the Fashion-MNIST idx folder (default: Debian's)")
     p.add_argument("--out", type=Path, help="where model folders go (default: the shipped exported_models/)")
     p.add_argument("--seed", type=int, default=0, help="training seed")
@@ -95,6 +98,8 @@ def _command(args: argparse.Namespace, cfg) -> str:
             words += [flag, str(value)]
     if args.checkpoint_to and args.checkpoint_every != 500:
         words += ["--checkpoint-every", str(args.checkpoint_every)]
+    if args.reset_ema:
+        words.append("--reset-ema")
     return shlex.join(words)
 
 
@@ -117,6 +122,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if args.resume and not (args.checkpoint_to and args.resume.is_file()):
         raise CliError("--resume needs an existing checkpoint file and --checkpoint-to")
+    if args.reset_ema and not args.resume:
+        raise CliError("--reset-ema goes with --resume")
     if args.checkpoint_every < 1:
         raise CliError("--checkpoint-every must be at least 1")
     if args.min_snr is not None and not args.min_snr >= 0:
@@ -156,7 +163,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     try:
         if args.checkpoint_to and not args.from_checkpoint:  # train with periodic checkpoints, then export the last
             train_diffusion(cfg, bar, checkpoint_to=args.checkpoint_to, every=args.checkpoint_every,
-                            resume=args.resume, command=command)
+                            resume=args.resume, reset_ema=args.reset_ema, command=command)
             cfg.checkpoint = str(args.checkpoint_to)
         folder = build_diffusion(cfg, args.out or shipped_models_dir(), command=command, on_progress=bar)
     except DatasetMissing as e:

@@ -186,9 +186,10 @@ def _meta(cfg: DiffusionBuild, tok: Tokenizer, stages: list[str]) -> dict[str, s
 
 def train_diffusion(cfg: DiffusionBuild, on_progress: Callable[[Progress], None] | None = None,
                     checkpoint_to: Path | None = None, every: int = 500, resume: Path | None = None,
-                    command: str = "", earlier: tuple[str, ...] = ()) -> DiffusionRun:
-    """Train from scratch, or continue the run in `resume` up to cfg.train.steps; with `checkpoint_to`, write a
-    checkpoint every `every` steps and at the end. The checkpoint lists the command of every stage."""
+                    reset_ema: bool = False, command: str = "", earlier: tuple[str, ...] = ()) -> DiffusionRun:
+    """Train from scratch, or continue the run in `resume` up to cfg.train.steps (with `reset_ema`, the EMA
+    starts again from the resumed raw weights); with `checkpoint_to`, write a checkpoint every `every` steps and
+    at the end. The checkpoint lists the command of every stage."""
     report = on_progress or (lambda p: None)
     data = prepare(cfg)
     run = DiffusionRun(cfg.train, build_model(cfg.text, cfg.unet, cfg.train.seed), data)
@@ -196,6 +197,8 @@ def train_diffusion(cfg: DiffusionBuild, on_progress: Callable[[Progress], None]
     if resume:
         meta = ckpt.restore_run(Path(resume), run)
         stages += json.loads(meta.get("stages", "[]"))
+        if reset_ema:
+            run.reset_ema()
     stages += [command] if command else []
     meta = _meta(cfg, data.tokenizer, stages)
 

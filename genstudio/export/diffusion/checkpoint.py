@@ -34,7 +34,7 @@ def save_checkpoint(path: Path, run: DiffusionRun, meta: dict[str, str]) -> Path
         tensors.update({f"heads.{k}": v.detach().contiguous().clone() for k, v in run.heads.state_dict().items()})
         tensors["train.aux_loss"] = torch.tensor(run.aux_losses, dtype=torch.float32)
     meta = {"format": FORMAT, "version": VERSION, "step": str(run.step), "seconds": f"{run.seconds:.1f}",
-            "train": json.dumps(run.config.to_dict()), **meta}
+            "ema_from": str(run.ema_from), "train": json.dumps(run.config.to_dict()), **meta}
     if run.pretrain:
         meta["pretrain"] = json.dumps(run.pretrain)
     path = Path(path)
@@ -128,6 +128,7 @@ def restore_run(path: Path, run: DiffusionRun) -> dict[str, str]:
             raise ValueError(f"{path} does not fit this architecture: {', '.join(bad[:5])}")
     curves = _curves(everything)
     run.resume(int(meta["step"]), float(meta.get("seconds", 0.0)), curves.get("loss", []))
+    run.ema_from = int(meta.get("ema_from", 0))
     heads = _prefixed(everything, "heads")
     if run.heads is not None and heads:
         run.heads.load_state_dict(heads)

@@ -255,6 +255,7 @@ class DiffusionRun:
             trained, loss_fn, lambda step, gen: make_batch(data, c, step, self.alphas_cumprod))
         self.trainer.add_callback("on_batch_end", lambda t: self._update_ema())
         self.seconds_before = 0.0  # training seconds of earlier stages (a resumed run)
+        self.ema_from = 0  # the step the EMA started from (reset_ema); its warm-up counts from there
 
     def _eps_loss(self, model: DiffusionModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         pred = model(batch["input_ids"], batch["x_t"], batch["t"])
@@ -323,10 +324,17 @@ class DiffusionRun:
 
     @torch.no_grad()
     def _update_ema(self) -> None:
-        step = self.trainer.step
-        decay = min(self.config.ema_decay, (1 + step) / (10 + step))
+        k = self.trainer.step - self.ema_from
+        decay = min(self.config.ema_decay, (1 + k) / (10 + k))
         for p_ema, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):
             p_ema.lerp_(p, 1.0 - decay)
+
+    @torch.no_grad()
+    def reset_ema(self) -> None:
+        """Start the EMA again from the current raw weights, with its warm-up. For a resumed run whose task
+        changed (a new image size): an average over weights from before and after the change draws neither."""
+        self.ema.load_state_dict(self.model.state_dict())
+        self.ema_from = self.step
 
     def resume(self, step: int, seconds: float, losses: Sequence[float]) -> None:
         """Continue after `step` steps (the weights already loaded into model and ema)."""
