@@ -553,11 +553,46 @@ def test_a_stage_at_a_new_size_can_start_the_ema_again():
 
 
 @pytest.mark.slow
+def test_a_progressive_run_trains_small_first_then_grows(tmp_path):
+    from genstudio.export.diffusion.build import checkpoint_info, diffusion_build, train_diffusion
+    from genstudio.export.diffusion.checkpoint import read_metadata
+    from genstudio.runtime.manifest import Manifest
+
+    _, _, data = tiny_run()
+    out, ckpt = tmp_path / "models", tmp_path / "run" / "diffusion.safetensors"
+    assert run_cli(["export", "diffusion", "--dataset", "fashion-mnist", "--steps", "6", *TINY, "--data", str(data),
+                    "--size", "32", "--first-size", "16", "--grow-at", "4", "--checkpoint-to", str(ckpt),
+                    "--checkpoint-every", "2", "--out", str(out)]) == 0
+    info = checkpoint_info(ckpt)
+    assert info["step"] == 6 and info["data"]["size"] == 32 and info["data"]["first_size"] == 16
+    assert read_metadata(ckpt)["ema_from"] == "4"  # the EMA started again where the images grew
+    m = Manifest.load(out / "diffusion-fashion-mnist")
+    assert m.extra["image_shape"] == [1, 32, 32] and "--first-size 16 --grow-at 4" in m.build["command"]
+
+    def build(steps: int):
+        cfg = diffusion_build("fashion-mnist", size=32, first_size=16, grow_at=4, widths=(8, 16), blocks=1,
+                              attention=(1,), text_dim=16, text_layers=1, steps=steps, batch=8, n_train=40,
+                              data_dir=str(data))
+        cfg.caption_draws = 100
+        return cfg
+
+    early = tmp_path / "early.safetensors"  # stopped before the switch: still small, and says so
+    small = train_diffusion(build(3), checkpoint_to=early)
+    assert small.data.images.shape[-1] == 16 and checkpoint_info(early)["data"]["size"] == 16
+    grown = train_diffusion(build(5), checkpoint_to=tmp_path / "grown.safetensors", resume=early)
+    assert grown.step == 5 and grown.data.images.shape[-1] == 32 and grown.ema_from == 4
+
+
+@pytest.mark.slow
 def test_cli_rejects_bad_arguments(tmp_path):
     from genstudio.cli import CliError
 
     with pytest.raises(CliError, match="--resume"):
         run_cli(["export", "diffusion", "--dataset", "fashion-mnist", "--resume", str(tmp_path / "none")])
+    with pytest.raises(CliError, match="--grow-at"):
+        run_cli(["export", "diffusion", "--dataset", "fashion-mnist", "--first-size", "16", "--grow-at", "0"])
+    with pytest.raises(CliError, match="--first-size 32 must differ"):
+        run_cli(["export", "diffusion", "--dataset", "fashion-mnist", "--first-size", "32", "--grow-at", "9"])
     with pytest.raises(CliError, match="--reset-ema goes with --resume"):
         run_cli(["export", "diffusion", "--dataset", "fashion-mnist", "--reset-ema"])
     with pytest.raises(CliError, match="halve"):

@@ -19,6 +19,11 @@ def register(groups) -> None:
     p = groups.export.add_parser("diffusion", help="train a text-to-image diffusion model and export its graphs")
     p.add_argument("--dataset", required=True, choices=DATASETS)
     p.add_argument("--size", type=int, default=0, help="image side (default: the dataset's; SynthFaces is shrunk)")
+    p.add_argument("--first-size", type=int, default=None, metavar="SIDE",
+                   help="progressive training: train at this smaller side first, up to --grow-at, then at --size "
+                        "(0: at --size throughout; default: the dataset's)")
+    p.add_argument("--grow-at", type=int, default=None, metavar="STEP",
+                   help="the step where a progressive run moves to --size; the EMA and the warm-up start again")
     p.add_argument("--steps", type=int, default=0, help="training steps (default: the dataset's)")
     p.add_argument("--batch", type=int, default=0, help="images per step (default: the dataset's)")
     p.add_argument("--widths", default="", help="UNet channels per level, full resolution first, comma-separated")
@@ -83,7 +88,7 @@ def _command(args: argparse.Namespace, cfg) -> str:
     """The one command that rebuilds exactly this model (what build.command records)."""
     u, t = cfg.unet, cfg.text
     words = ["genstudio", "export", "diffusion", "--dataset", args.dataset, "--size", str(cfg.size),
-             "--steps", str(cfg.train.steps), "--batch", str(cfg.train.batch_size),
+             "--first-size", str(cfg.first_size), "--grow-at", str(cfg.grow_at), "--steps", str(cfg.train.steps), "--batch", str(cfg.train.batch_size),
              "--widths", ",".join(map(str, u.widths)), "--blocks", str(u.blocks),
              "--attention", ",".join(map(str, u.attention)), "--text-dim", str(t.dim),
              "--text-layers", str(t.layers), "--mask-padding" if t.mask_padding else "--no-mask-padding",
@@ -134,7 +139,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                           steps=args.steps, batch=args.batch, lr=args.lr, n_train=args.train_images, seed=args.seed,
                           data_dir=str(args.data) if args.data else None, mask_padding=args.mask_padding,
                           text_aux=args.text_aux, text_pretrain=args.text_pretrain, min_snr=args.min_snr,
-                          scale_shift=args.scale_shift)
+                          scale_shift=args.scale_shift, first_size=args.first_size, grow_at=args.grow_at)
     if args.from_checkpoint:
         if not args.from_checkpoint.is_file():
             raise CliError(f"no checkpoint at {args.from_checkpoint}")
@@ -143,6 +148,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise CliError(f"{args.from_checkpoint} was trained on {info['data']['dataset']}, not {args.dataset}")
         cfg.checkpoint = str(args.from_checkpoint)
         cfg.size, cfg.n_train = info["data"]["size"], info["data"]["n_train"]  # the command records what was trained
+        cfg.first_size, cfg.grow_at = info["data"].get("first_size", 0), info["data"].get("grow_at", 0)
         cfg.train.steps, cfg.train.batch_size = info["step"], info["train"]["batch_size"]
         cfg.train.lr, cfg.train.seed = info["train"]["lr"], info["train"]["seed"]
         cfg.train.text_aux = info["train"].get("text_aux", 0.0)
@@ -155,6 +161,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         cfg.unet.scale_shift = info["unet"].get("scale_shift", False)
     if cfg.size % 2 ** (len(cfg.unet.widths) - 1):
         raise CliError(f"--size {cfg.size} must halve {len(cfg.unet.widths) - 1} times (one per extra width)")
+    if cfg.first_size and not args.from_checkpoint:
+        if cfg.first_size % 2 ** (len(cfg.unet.widths) - 1) or cfg.first_size == cfg.size:
+            raise CliError(f"--first-size {cfg.first_size} must differ from --size and halve "
+                           f"{len(cfg.unet.widths) - 1} times")
+        if not 0 < cfg.grow_at < cfg.train.steps:
+            raise CliError(f"--grow-at must lie between 0 and --steps ({cfg.train.steps}), not {cfg.grow_at}")
     if any(not 0 <= a < len(cfg.unet.widths) for a in cfg.unet.attention):
         raise CliError(f"--attention levels must lie in 0..{len(cfg.unet.widths) - 1}")
     command = _command(args, cfg)

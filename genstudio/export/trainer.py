@@ -71,7 +71,7 @@ class Trainer(Callbacks):
         self.step = 0  # steps done
         self.loss = float("nan")  # the last batch's loss
         self.lr = 0.0
-        self.elapsed = 0.0  # seconds since run() started
+        self.elapsed = 0.0  # seconds inside run(), over all its calls
         self.losses: list[float] = []  # every step's loss, for a summary
 
     def lr_at(self, step: int) -> float:
@@ -81,13 +81,15 @@ class Trainer(Callbacks):
         t = (step - c.warmup) / max(1, c.steps - c.warmup)
         return c.lr * (c.min_lr_ratio + (1 - c.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
 
-    def run(self) -> Trainer:
+    def run(self, until: int | None = None) -> Trainer:
+        """Train up to step `until` (default: config.steps) with a fresh AdamW; a later run() goes on from there."""
         c = self.config
+        end = c.steps if until is None else min(until, c.steps)
         gen = torch.Generator().manual_seed(c.seed)
         opt = torch.optim.AdamW(self.model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
         self.model.train()
-        start = time.perf_counter()
-        while self.step < c.steps and not self._stop:
+        start = time.perf_counter() - self.elapsed
+        while self.step < end and not self._stop:
             self.lr = self.lr_at(self.step)
             for group in opt.param_groups:
                 group["lr"] = self.lr

@@ -74,7 +74,7 @@ DATASET_DEFAULTS = {  # per dataset: geometry, architecture and the shipped mode
                       "attention": (2, 3), "text_dim": 64, "text_layers": 2, "max_length": 16,
                       "n_train": 60_000, "steps": 3500, "batch": 64, "guidance": 4.0, "mask_padding": False,
                       "text_aux": 0.0, "text_pretrain": 0, "min_snr": 0.0,
-                      "scale_shift": False},
+                      "scale_shift": False, "first_size": 0, "grow_at": 0},
     # 32x32: about 1.5 s per step at batch 64 on one busy core, 0.95 s on two (10500 steps in about 3 hours).
     # The text encoder first learns the attributes its captions name (1000 steps, 2 minutes), then keeps that loss
     # at weight 0.1: without it, 4500 steps learnt only the subject word. Attention at 16x16 too and Min-SNR-5
@@ -84,7 +84,7 @@ DATASET_DEFAULTS = {  # per dataset: geometry, architecture and the shipped mode
                    "attention": (1, 2, 3), "text_dim": 128, "text_layers": 2, "max_length": 40,
                    "n_train": 12_000, "steps": 10_500, "batch": 64, "guidance": 4.0, "mask_padding": True,
                    "text_aux": 0.1, "text_pretrain": 1000, "min_snr": 5.0,
-                   "scale_shift": False},
+                   "scale_shift": False, "first_size": 0, "grow_at": 0},
 }
 EXAMPLE_PROMPTS = {  # none names a held-out (hair colour, expression, glasses) combination
     "synthfaces": ["a smiling woman with long blonde hair", "a man with a full beard wearing sunglasses",
@@ -99,6 +99,8 @@ EXAMPLE_PROMPTS = {  # none names a held-out (hair colour, expression, glasses) 
 class DiffusionBuild:
     dataset: str = "synthfaces"  # synthfaces or fashion-mnist
     size: int = 32  # image side the model trains and samples at
+    first_size: int = 0  # progressive: train at this smaller side first (0: at `size` throughout) ...
+    grow_at: int = 0  # ... up to this step, then at `size` (EMA and warm-up start again)
     text: TextConfig = field(default_factory=TextConfig)  # vocab_size is set from the tokenizer
     unet: UNetConfig = field(default_factory=UNetConfig)  # channels, size and context_dim are set from the rest
     train: DiffusionTrainConfig = field(default_factory=DiffusionTrainConfig)
@@ -119,10 +121,16 @@ def diffusion_build(dataset: str, *, size: int = 0, widths: tuple[int, ...] = ()
                     steps: int = 0, batch: int = 0, lr: float = 0.0, n_train: int = 0, seed: int = 0,
                     data_dir: str | None = None, mask_padding: bool | None = None, text_aux: float | None = None,
                     text_pretrain: int | None = None, min_snr: float | None = None,
-                    scale_shift: bool | None = None) -> DiffusionBuild:
+                    scale_shift: bool | None = None, first_size: int | None = None,
+                    grow_at: int | None = None) -> DiffusionBuild:
     """A build with the dataset's defaults; a zero / empty / None argument keeps the default (for mask_padding,
-    text_aux, text_pretrain, min_snr and scale_shift only None does, as 0 and False turn them off)."""
+    text_aux, text_pretrain, min_snr, scale_shift, first_size and grow_at only None does, as 0 and False turn
+    them off). A `size` other than the default trains at that size throughout unless first_size says otherwise."""
     d = DATASET_DEFAULTS[dataset]
+    if first_size is None:
+        first_size = d["first_size"] if not size or size == d["size"] else 0
+    if grow_at is None:
+        grow_at = d["grow_at"] if first_size else 0
     mask = d["mask_padding"] if mask_padding is None else mask_padding
     text_dim = text_dim or d["text_dim"]
     train = DiffusionTrainConfig(steps=steps or d["steps"], batch_size=batch or d["batch"], seed=seed,
@@ -132,7 +140,7 @@ def diffusion_build(dataset: str, *, size: int = 0, widths: tuple[int, ...] = ()
     if lr:
         train.lr = lr
     return DiffusionBuild(
-        dataset=dataset, size=size or d["size"],
+        dataset=dataset, size=size or d["size"], first_size=first_size, grow_at=grow_at,
         text=TextConfig(max_length=d["max_length"], dim=text_dim, layers=text_layers or d["text_layers"],
                         heads=max(1, text_dim // 32), mask_padding=mask),
         unet=UNetConfig(widths=tuple(widths or d["widths"]), blocks=blocks or d["blocks"],
@@ -149,15 +157,16 @@ def _settle(cfg: DiffusionBuild, tok: Tokenizer) -> None:
     cfg.unet.context_dim = cfg.text.dim
 
 
-def prepare(cfg: DiffusionBuild) -> TrainingData:
-    """The tokenizer (checked against the longest caption) and the training images with their captions."""
+def prepare(cfg: DiffusionBuild, size: int = 0) -> TrainingData:
+    """The tokenizer (checked against the longest caption) and the training images (at `size`, default the
+    build's) with their captions."""
     tok = build_tokenizer(dataset_vocabulary(cfg.dataset))
     _settle(cfg, tok)
     longest = _longest(cfg.dataset, cfg.caption_draws)
     if longest > cfg.text.max_length:
         raise ValueError(f"a {cfg.dataset} caption has {longest} tokens, more than max_length {cfg.text.max_length}")
     _example_ids(cfg, tok)
-    images, captions = training_set(cfg.dataset, cfg.size, cfg.n_train, cfg.data_dir)
+    images, captions = training_set(cfg.dataset, size or cfg.size, cfg.n_train, cfg.data_dir)
     named = (named_captions(cfg.dataset, cfg.n_train, cfg.data_dir)
              if cfg.train.text_aux or cfg.train.text_pretrain else None)
     return TrainingData(torch.from_numpy(images), captions, tok, cfg.text.max_length, named)
@@ -177,9 +186,10 @@ def _longest(dataset: str, draws: int) -> int:
     return longest_caption(dataset, build_tokenizer(dataset_vocabulary(dataset)), n=draws)
 
 
-def _meta(cfg: DiffusionBuild, tok: Tokenizer, stages: list[str]) -> dict[str, str]:
-    data = {"dataset": cfg.dataset, "size": cfg.size, "n_train": cfg.n_train, "guidance": cfg.guidance,
-            "data_dir": cfg.data_dir}
+def _meta(cfg: DiffusionBuild, tok: Tokenizer, stages: list[str], size: int = 0) -> dict[str, str]:
+    """A checkpoint's metadata; `size` is the side trained so far (a progressive run's first_size before grow_at)."""
+    data = {"dataset": cfg.dataset, "size": size or cfg.size, "n_train": cfg.n_train, "guidance": cfg.guidance,
+            "data_dir": cfg.data_dir, "first_size": cfg.first_size, "grow_at": cfg.grow_at}
     return {"text": json.dumps(cfg.text.to_dict()), "unet": json.dumps(cfg.unet.to_dict()), "data": json.dumps(data),
             "tokenizer": tok.to_str(), "stages": json.dumps(stages)}
 
@@ -200,18 +210,27 @@ def train_diffusion(cfg: DiffusionBuild, on_progress: Callable[[Progress], None]
         if reset_ema:
             run.reset_ema()
     stages += [command] if command else []
-    meta = _meta(cfg, data.tokenizer, stages)
+    small = cfg.first_size and run.step < cfg.grow_at  # a progressive run still at its first size
+    if small:
+        run.data = prepare(cfg, cfg.first_size)
+
+    def meta() -> dict[str, str]:
+        return _meta(cfg, data.tokenizer, stages, cfg.first_size if run.data is not data else cfg.size)
 
     def on_batch_end(r: DiffusionRun) -> None:
         recent = r.losses[-50:]
         report(Progress(r.step, cfg.train.steps, f"{cfg.name} loss {sum(recent) / len(recent):.4f}"))
         if checkpoint_to and r.step % every == 0 and r.step < cfg.train.steps:
-            ckpt.save_checkpoint(checkpoint_to, r, meta)
+            ckpt.save_checkpoint(checkpoint_to, r, meta())
 
     run.add_callback("on_batch_end", on_batch_end)
+    if small:
+        run.train(until=cfg.grow_at)
+        if run.step == cfg.grow_at:
+            run.grow(data)
     run.train()
     if checkpoint_to:  # the last step, also when a resumed run had nothing left to do
-        ckpt.save_checkpoint(checkpoint_to, run, meta)
+        ckpt.save_checkpoint(checkpoint_to, run, meta())
     return run
 
 
@@ -229,6 +248,7 @@ def build_diffusion(cfg: DiffusionBuild, out_root: Path, *, command: str,
         cfg.text, cfg.unet = ckpt.configs(meta)
         cfg.train = DiffusionTrainConfig.from_dict(json.loads(meta["train"]))
         cfg.size, cfg.n_train, cfg.guidance = data["size"], data["n_train"], data.get("guidance", cfg.guidance)
+        cfg.first_size, cfg.grow_at = data.get("first_size", 0), data.get("grow_at", 0)
         tok = Tokenizer.from_str(meta["tokenizer"])
         curves = ckpt.load_curves(src)
         losses, aux_losses = curves.get("loss", []), curves.get("aux_loss", [])

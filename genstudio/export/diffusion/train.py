@@ -252,7 +252,7 @@ class DiffusionRun:
         self.trainer = _ResumableTrainer(
             TrainerConfig(steps=c.steps, batch_size=c.batch_size, lr=c.lr, weight_decay=c.weight_decay,
                           warmup=c.warmup, min_lr_ratio=c.min_lr_ratio, grad_clip=c.grad_clip, seed=c.seed),
-            trained, loss_fn, lambda step, gen: make_batch(data, c, step, self.alphas_cumprod))
+            trained, loss_fn, lambda step, gen: make_batch(self.data, c, step, self.alphas_cumprod))
         self.trainer.add_callback("on_batch_end", lambda t: self._update_ema())
         self.seconds_before = 0.0  # training seconds of earlier stages (a resumed run)
         self.ema_from = 0  # the step the EMA started from (reset_ema); its warm-up counts from there
@@ -342,11 +342,19 @@ class DiffusionRun:
         self.trainer.losses = list(losses)[:step]
         self.seconds_before = seconds
 
-    def train(self) -> DiffusionRun:
+    def grow(self, data: TrainingData) -> None:
+        """Go on with `data`, larger images of the same captions: the UNet has no positional embeddings, so its
+        weights carry over; the EMA starts again (reset_ema) and the learning rate warms up again."""
+        self.data = data
+        self.reset_ema()
+        self.trainer.start_step = self.step
+
+    def train(self, until: int | None = None) -> DiffusionRun:
+        """Train to step `until` (default: the config's steps); a later call goes on from there."""
         torch.manual_seed(self.config.seed)  # dropout, if any
         if self.config.text_pretrain and not self.pretrain and self.step < self.config.steps:
             self.pretrain_text(self.config.text_pretrain, batch_size=self.config.batch_size, lr=2 * self.config.lr)
-        self.trainer.run()
+        self.trainer.run(until)
         return self
 
 
