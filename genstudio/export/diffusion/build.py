@@ -75,16 +75,17 @@ DATASET_DEFAULTS = {  # per dataset: geometry, architecture and the shipped mode
                       "n_train": 60_000, "steps": 3500, "batch": 64, "guidance": 4.0, "mask_padding": False,
                       "text_aux": 0.0, "text_pretrain": 0, "min_snr": 0.0,
                       "scale_shift": False, "first_size": 0, "grow_at": 0},
-    # 32x32: about 1.5 s per step at batch 64 on one busy core, 0.95 s on two (10500 steps in about 3 hours).
-    # The text encoder first learns the attributes its captions name (1000 steps, 2 minutes), then keeps that loss
-    # at weight 0.1: without it, 4500 steps learnt only the subject word. Attention at 16x16 too and Min-SNR-5
-    # weighting roughly doubled hair-colour and background-colour adherence at 3000 steps, and adherence kept
-    # rising from 5000 to 8000 and 10500 steps (docs/diffusion.md).
-    "synthfaces": {"channels": 3, "size": 32, "source_size": 64, "widths": (16, 32, 64, 128), "blocks": 1,
+    # Progressive: 11250 steps at 32x32 (about 0.95 s per step at batch 64 on two threads), then 2750 at 48x48
+    # (about 2.1 s), about 4.7 hours in all. The text encoder first learns the attributes its captions name (1000
+    # steps, 2 minutes), then keeps that loss at weight 0.1: without it, 4500 steps learnt only the subject word.
+    # Attention at 16x16 too and Min-SNR-5 weighting roughly doubled hair-colour and background-colour adherence
+    # at 3000 steps; adherence kept rising to 10500 steps, and 48x48 lifted glasses, headwear and FID
+    # (docs/diffusion.md).
+    "synthfaces": {"channels": 3, "size": 48, "source_size": 64, "widths": (16, 32, 64, 128), "blocks": 1,
                    "attention": (1, 2, 3), "text_dim": 128, "text_layers": 2, "max_length": 40,
-                   "n_train": 12_000, "steps": 10_500, "batch": 64, "guidance": 4.0, "mask_padding": True,
+                   "n_train": 12_000, "steps": 14_000, "batch": 64, "guidance": 4.0, "mask_padding": True,
                    "text_aux": 0.1, "text_pretrain": 1000, "min_snr": 5.0,
-                   "scale_shift": False, "first_size": 0, "grow_at": 0},
+                   "scale_shift": False, "first_size": 32, "grow_at": 11_250},
 }
 EXAMPLE_PROMPTS = {  # none names a held-out (hair colour, expression, glasses) combination
     "synthfaces": ["a smiling woman with long blonde hair", "a man with a full beard wearing sunglasses",
