@@ -87,8 +87,14 @@ def _ints(text: str | None, flag: str) -> tuple[int, ...]:
 def _command(args: argparse.Namespace, cfg) -> str:
     """The one command that rebuilds exactly this model (what build.command records)."""
     u, t = cfg.unet, cfg.text
-    words = ["genstudio", "export", "diffusion", "--dataset", args.dataset, "--size", str(cfg.size),
-             "--first-size", str(cfg.first_size), "--grow-at", str(cfg.grow_at), "--steps", str(cfg.train.steps), "--batch", str(cfg.train.batch_size),
+    from genstudio.export.diffusion.build import DATASET_DEFAULTS
+
+    if cfg.first_size:
+        growth = ["--first-size", str(cfg.first_size), "--grow-at", str(cfg.grow_at)]
+    else:  # one size throughout; said outright only where the dataset's default grows
+        growth = ["--first-size", "0"] if DATASET_DEFAULTS[args.dataset]["first_size"] else []
+    words = ["genstudio", "export", "diffusion", "--dataset", args.dataset, "--size", str(cfg.size), *growth,
+             "--steps", str(cfg.train.steps), "--batch", str(cfg.train.batch_size),
              "--widths", ",".join(map(str, u.widths)), "--blocks", str(u.blocks),
              "--attention", ",".join(map(str, u.attention)), "--text-dim", str(t.dim),
              "--text-layers", str(t.layers), "--mask-padding" if t.mask_padding else "--no-mask-padding",
