@@ -24,7 +24,7 @@ import functools
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -158,16 +158,15 @@ def _settle(cfg: DiffusionBuild, tok: Tokenizer) -> None:
     cfg.unet.context_dim = cfg.text.dim
 
 
-def prepare(cfg: DiffusionBuild, size: int = 0) -> TrainingData:
-    """The tokenizer (checked against the longest caption) and the training images (at `size`, default the
-    build's) with their captions."""
+def prepare(cfg: DiffusionBuild) -> TrainingData:
+    """The tokenizer (checked against the longest caption) and the training images with their captions."""
     tok = build_tokenizer(dataset_vocabulary(cfg.dataset))
     _settle(cfg, tok)
     longest = _longest(cfg.dataset, cfg.caption_draws)
     if longest > cfg.text.max_length:
         raise ValueError(f"a {cfg.dataset} caption has {longest} tokens, more than max_length {cfg.text.max_length}")
     _example_ids(cfg, tok)
-    images, captions = training_set(cfg.dataset, size or cfg.size, cfg.n_train, cfg.data_dir)
+    images, captions = training_set(cfg.dataset, cfg.size, cfg.n_train, cfg.data_dir)
     named = (named_captions(cfg.dataset, cfg.n_train, cfg.data_dir)
              if cfg.train.text_aux or cfg.train.text_pretrain else None)
     return TrainingData(torch.from_numpy(images), captions, tok, cfg.text.max_length, named)
@@ -212,8 +211,9 @@ def train_diffusion(cfg: DiffusionBuild, on_progress: Callable[[Progress], None]
             run.reset_ema()
     stages += [command] if command else []
     small = cfg.first_size and run.step < cfg.grow_at  # a progressive run still at its first size
-    if small:
-        run.data = prepare(cfg, cfg.first_size)
+    if small:  # the same captions and tokenizer, only the images smaller
+        images, _ = training_set(cfg.dataset, cfg.first_size, cfg.n_train, cfg.data_dir)
+        run.data = replace(data, images=torch.from_numpy(images))
 
     def meta() -> dict[str, str]:
         return _meta(cfg, data.tokenizer, stages, cfg.first_size if run.data is not data else cfg.size)
