@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -381,6 +382,80 @@ def test_min_snr_weighting_spares_only_the_nearly_clean_timesteps():
         assert weighted.losses[0] < plain.losses[0]  # same weights, same batch: the weighted loss is smaller
 
 
+def test_region_weights_favour_the_pixels_of_the_small_attributes(monkeypatch, tmp_path):
+    from genstudio.export.data import image_sets, synthfaces
+    from genstudio.export.diffusion.data import attribute_regions, training_set
+    from genstudio.export.diffusion.train import make_batch, noise_loss
+
+    seeds = synthfaces.face_seeds(6, 0, "train")
+    drawn = []
+    real_render = synthfaces.render
+
+    def render(seed, overrides=None):
+        image, attrs = real_render(seed, overrides)
+        drawn.append(attrs)
+        return image, attrs
+
+    monkeypatch.setattr(synthfaces, "render", render)
+    masks = synthfaces.attribute_regions(seeds, ("expression",))
+    monkeypatch.undo()
+    assert drawn and not any(synthfaces.is_held_out(a) for a in drawn)  # no held-out face drawn, even as a mask
+    assert masks.shape == (6, 64, 64) and 0.01 < masks.mean() < 0.2  # the mouth, brows and lids: a small part
+    face, attrs = synthfaces.render(seeds[0])
+    other = next(v for v in synthfaces.ATTRIBUTES["expression"] if v != attrs["expression"]
+                 and not synthfaces.is_held_out({**attrs, "expression": v}))
+    changed = np.abs(synthfaces.render(seeds[0], {**attrs, "expression": other})[0].astype(int) - face).max(2) > 8
+    assert changed.any() and not (changed & (masks[0] == 0)).any()  # every changed pixel lies in the region
+    with pytest.raises(ValueError, match="attribute"):
+        synthfaces.attribute_regions(seeds, ("smell",))
+
+    monkeypatch.setenv("GENSTUDIO_HOME", str(tmp_path))  # a fresh cache: the maps are computed, then read back
+    maps = attribute_regions("synthfaces", 48, n=6)
+    assert maps.shape == (6, 1, 48, 48) and maps.min() >= 0 and maps.max() <= 1 and maps.max() > 0.99
+    assert np.array_equal(attribute_regions("synthfaces", 48, n=6), maps)
+    with pytest.raises(ValueError, match="regions"):
+        attribute_regions("fashion-mnist", 32)
+
+    images, captions = training_set("synthfaces", size=48, n=6)
+    assert np.array_equal(synthfaces.render(seeds[0])[0], image_sets.synthfaces_cached(6, "train", 0)[0][0])
+    tok = build_tokenizer(dataset_vocabulary("synthfaces"))
+    data = TrainingData(torch.from_numpy(images), captions, tok, 40, regions=torch.from_numpy(maps).half())
+    ac = NoiseSchedule().alphas_cumprod()
+    batch = make_batch(data, DiffusionTrainConfig(batch_size=4, region_weight=4.0), 0, ac)
+    w = batch["weight"]
+    assert w.shape == (4, 1, 48, 48) and torch.allclose(w.mean(dim=(1, 2, 3)), torch.ones(4))
+    assert float(w.max()) > 3 * float(w.min())  # region pixels weigh 1 + 4 times the rest, before normalising
+    assert "weight" not in make_batch(data, DiffusionTrainConfig(batch_size=4), 0, ac)
+    pred = batch["noise"] + (w > 1).float()  # wrong only inside the regions: the weighted loss is larger
+    assert noise_loss(pred, batch, ac, 0.0) > noise_loss(pred, {**batch, "weight": torch.ones_like(w)}, ac, 0.0)
+    with pytest.raises(ValueError, match="regions"):
+        make_batch(replace(data, regions=None), DiffusionTrainConfig(batch_size=4, region_weight=4.0), 0, ac)
+
+
+@pytest.mark.slow
+def test_a_progressive_synthfaces_run_weights_regions_at_both_sizes_in_bf16(tmp_path):
+    from genstudio.export.diffusion.build import checkpoint_info
+    from genstudio.runtime.manifest import Manifest
+
+    out, ckpt = tmp_path / "models", tmp_path / "run" / "diffusion.safetensors"
+    tiny = ["--widths", "8,16", "--blocks", "1", "--attention", "1", "--text-dim", "16", "--text-layers", "1",
+            "--batch", "4", "--train-images", "8", "--threads", "1"]
+    assert run_cli(["export", "diffusion", "--dataset", "synthfaces", "--steps", "4", *tiny, "--size", "16",
+                    "--first-size", "8", "--grow-at", "2", "--text-aux", "0.1", "--text-pretrain", "2",
+                    "--region-weight", "4", "--precision", "bfloat16", "--checkpoint-to", str(ckpt),
+                    "--out", str(out)]) == 0
+    info = checkpoint_info(ckpt)
+    assert info["step"] == 4 and info["data"]["size"] == 16
+    assert info["train"]["region_weight"] == 4 and info["train"]["precision"] == "bfloat16"
+    m = Manifest.load(out / "diffusion-synthfaces")
+    assert "--region-weight 4 --precision bfloat16" in m.build["command"] and "would draw" in m.metrics["method"]
+    assert np.isfinite(m.metrics["train_last_100_steps"]) and np.isfinite(m.metrics["text_aux_last_100_steps"])
+    again = tmp_path / "again"
+    assert run_cli(["export", "diffusion", "--dataset", "synthfaces", "--from-checkpoint", str(ckpt),
+                    "--out", str(again)]) == 0
+    assert "--region-weight 4 --precision bfloat16" in Manifest.load(again / "diffusion-synthfaces").build["command"]
+
+
 @pytest.mark.slow
 def test_cli_records_min_snr_and_scale_shift_and_rejects_a_negative_gamma(tmp_path):
     from genstudio.cli import CliError
@@ -388,6 +463,10 @@ def test_cli_records_min_snr_and_scale_shift_and_rejects_a_negative_gamma(tmp_pa
 
     with pytest.raises(CliError, match="--min-snr"):
         run_cli(["export", "diffusion", "--dataset", "fashion-mnist", "--min-snr", "-1"])
+    with pytest.raises(CliError, match="--region-weight"):
+        run_cli(["export", "diffusion", "--dataset", "fashion-mnist", "--region-weight", "2"])
+    with pytest.raises(CliError, match="--region-weight"):
+        run_cli(["export", "diffusion", "--dataset", "synthfaces", "--region-weight", "inf"])
     _, _, data = tiny_run()
     assert run_cli(["export", "diffusion", "--dataset", "fashion-mnist", "--steps", "2", *TINY, "--data", str(data),
                     "--min-snr", "5", "--scale-shift", "--out", str(tmp_path)]) == 0
@@ -581,6 +660,28 @@ def test_a_progressive_run_trains_small_first_then_grows(tmp_path):
     assert small.data.images.shape[-1] == 16 and checkpoint_info(early)["data"]["size"] == 16
     grown = train_diffusion(build(5), checkpoint_to=tmp_path / "grown.safetensors", resume=early)
     assert grown.step == 5 and grown.data.images.shape[-1] == 32 and grown.ema_from == 4
+
+
+@pytest.mark.slow
+def test_a_bf16_run_records_its_precision_in_the_checkpoint_and_the_command(tmp_path):
+    from genstudio.cli.common import PRECISIONS as CLI_PRECISIONS
+    from genstudio.export.diffusion.build import checkpoint_info
+    from genstudio.export.trainer import PRECISIONS
+    from genstudio.runtime.manifest import Manifest
+
+    assert CLI_PRECISIONS == PRECISIONS
+    _, _, data = tiny_run()
+    out, ckpt = tmp_path / "models", tmp_path / "run" / "diffusion.safetensors"
+    assert run_cli(["export", "diffusion", "--dataset", "fashion-mnist", "--steps", "4", *TINY, "--data", str(data),
+                    "--precision", "bfloat16", "--checkpoint-to", str(ckpt), "--out", str(out)]) == 0
+    info = checkpoint_info(ckpt)
+    assert info["train"]["precision"] == "bfloat16" and info["step"] == 4
+    m = Manifest.load(out / "diffusion-fashion-mnist")
+    assert "--precision bfloat16" in m.build["command"] and np.isfinite(m.metrics["train_last_100_steps"])
+    again = tmp_path / "again"  # exporting the checkpoint alone names the precision it was trained in
+    assert run_cli(["export", "diffusion", "--dataset", "fashion-mnist", "--from-checkpoint", str(ckpt),
+                    "--out", str(again)]) == 0
+    assert "--precision bfloat16" in Manifest.load(again / "diffusion-fashion-mnist").build["command"]
 
 
 @pytest.mark.slow

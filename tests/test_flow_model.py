@@ -114,6 +114,27 @@ def test_trainer_reports_through_callbacks_and_can_stop():
         t.add_callback("on_epoch", lambda tr: None)
 
 
+def test_trainer_runs_the_forward_pass_under_bf16_autocast_when_asked():
+    torch.manual_seed(0)
+    net = torch.nn.Linear(4, 1)
+    x, y = torch.randn(64, 4), torch.randn(64, 1)
+    seen = []
+
+    def loss_fn(m, batch):
+        out = m(batch[0])
+        seen.append(out.dtype)
+        return (out.float() - batch[1]).pow(2).mean()
+
+    for precision, dtype in (("bfloat16", torch.bfloat16), ("float32", torch.float32)):
+        seen.clear()
+        t = Trainer(TrainerConfig(steps=20, warmup=2, lr=1e-2, precision=precision), net, loss_fn, lambda s, g: (x, y))
+        t.run()
+        assert set(seen) == {dtype} and np.isfinite(t.losses).all()
+        assert net.weight.dtype == torch.float32  # the weights the optimiser updates stay float32
+    with pytest.raises(ValueError, match="precision"):
+        Trainer(TrainerConfig(precision="float16"), net, loss_fn, lambda s, g: (x, y))
+
+
 def test_spline_starts_as_the_identity_and_is_the_identity_outside_its_interval():
     coupling = SplineCoupling(1, 8, 2, 8, 2.0).double().eval()
     x = torch.randn(50, 2, dtype=torch.float64) * 2

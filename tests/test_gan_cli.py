@@ -67,3 +67,16 @@ def test_export_from_checkpoint_records_command(tmp_path, capsys):
     assert "--from-checkpoint" in m.build["command"] and m.metrics["train_steps"] == 4
     assert (tmp_path / "docs" / "gan-curves-fashion-mnist.png").is_file()
     assert "parity" in capsys.readouterr().out
+
+
+def test_export_names_a_bf16_precision_in_its_command_only():
+    from genstudio.cli import build_parser
+    from genstudio.cli.gan import _command
+
+    parser, _ = build_parser()
+    for extra, named in (([], False), (["--precision", "bfloat16"], True)):
+        args = parser.parse_args(["export", "gan", "--dataset", "synthfaces", *extra])
+        command = _command(args, 10, 16, (8, 8), (8, 8))
+        assert ("--precision bfloat16" in command) == named and "float32" not in command
+    with pytest.raises(SystemExit):
+        parser.parse_args(["export", "gan", "--dataset", "synthfaces", "--precision", "float16"])

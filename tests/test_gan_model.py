@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -97,3 +98,26 @@ def test_trainer_with_augmentation_runs_and_records_it(tmp_path):
     path = save_checkpoint(tmp_path / "gan.safetensors", trainer, FACES)
     _, meta = load_generator(path)
     assert '"augment": "translation,cutout"' in meta["train"]
+
+
+def test_trainer_in_bf16_runs_g_and_d_under_autocast_and_keeps_float32_weights(tmp_path, monkeypatch):
+    g, d = build_models(FACES, 0)
+    dtypes = []
+    forward = d.forward
+
+    def logged(x):
+        out = forward(x)
+        dtypes.append(out.dtype)
+        return out
+
+    monkeypatch.setattr(d, "forward", logged)
+    images = torch.rand(8, 3, 64, 64) * 2 - 1
+    trainer = GanTrainer(GanTrainConfig(steps=2, batch_size=4, r1_every=1, precision="bfloat16"), g, d, images)
+    trainer.run()
+    assert torch.bfloat16 in dtypes and torch.float32 in dtypes  # the passes in bf16, R1's in float32
+    assert all(np.isfinite(trainer.curves[k]).all() for k in ("d_loss", "g_loss", "r1"))
+    assert all(p.dtype == torch.float32 for p in [*g.parameters(), *d.parameters(), *trainer.g_ema.parameters()])
+    path = save_checkpoint(tmp_path / "gan.safetensors", trainer, FACES)
+    assert '"precision": "bfloat16"' in load_generator(path)[1]["train"]
+    with pytest.raises(ValueError, match="precision"):
+        GanTrainer(GanTrainConfig(precision="int4"), g, d, images)

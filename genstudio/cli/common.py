@@ -1,4 +1,4 @@
-"""Arguments and output shared by every `genstudio generate <family>` command."""
+"""Arguments and output shared by every `genstudio generate <family>` command, and the export commands' choices."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+PRECISIONS = ("float32", "bfloat16")  # `--precision` of the export commands: genstudio.export.trainer's, without torch
 
 
 def add_generate_args(p: argparse.ArgumentParser, *, images: bool = True) -> None:

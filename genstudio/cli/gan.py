@@ -12,7 +12,7 @@ import shlex
 import time
 from pathlib import Path
 
-from genstudio.cli.common import add_generate_args, emit, pick_model, session_pool, write_images
+from genstudio.cli.common import PRECISIONS, add_generate_args, emit, pick_model, session_pool, write_images
 
 DATASETS = ("synthfaces", "fashion-mnist")
 
@@ -38,6 +38,10 @@ def register(groups) -> None:
     p.add_argument("--augment", default="", metavar="POLICIES",
                    help="DiffAugment before the discriminator, comma-separated: color, translation, cutout")
     p.add_argument("--train-images", type=int, default=0, help="training images (default: the dataset's)")
+    p.add_argument("--precision", choices=PRECISIONS, default="float32",
+                   help="bfloat16: generator and discriminator passes under bf16 autocast (R1 and the weights in "
+                        "float32); about 1.4x faster on a CPU with native bf16 (AVX512-BF16 or AMX), slower on one without "
+                        "(default float32)")
     p.add_argument("--fid-samples", type=int, default=2000, help="samples scored by the evaluator (0: skip)")
     p.add_argument("--from-checkpoint", type=Path, metavar="FILE",
                    help="export this training checkpoint (and the curves.json beside it) instead of training")
@@ -96,6 +100,8 @@ def _command(args: argparse.Namespace, steps: int, batch: int, g_widths, d_width
              "--z-dim", str(args.z_dim), "--w-dim", str(args.w_dim), "--r1-every", str(args.r1_every),
              "--r1-gamma", f"{args.r1_gamma:g}", *(["--augment", args.augment] if args.augment else []),
              "--fid-samples", str(args.fid_samples), "--seed", str(args.seed)]
+    if args.precision != "float32":
+        words += ["--precision", args.precision]
     for flag, value in (("--train-images", args.train_images), ("--threads", args.threads), ("--data", args.data),
                         ("--out", args.out), ("--from-checkpoint", args.from_checkpoint),
                         ("--checkpoint-to", args.checkpoint_to),
@@ -140,10 +146,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         args.r1_every, args.seed = info["train"]["r1_every"], info["train"]["seed"]
         args.r1_gamma = info["train"]["r1_gamma"]
         args.augment = info["train"].get("augment", "")
+        args.precision = info["train"].get("precision", "float32")
     cfg = GanBuild(dataset=args.dataset,
                    gan=GanConfig(z_dim=args.z_dim, w_dim=args.w_dim, g_widths=g_widths, d_widths=d_widths),
                    train=GanTrainConfig(steps=steps, batch_size=batch, r1_every=args.r1_every, r1_gamma=args.r1_gamma,
-                                       augment=args.augment, seed=args.seed),
+                                       augment=args.augment, seed=args.seed, precision=args.precision),
                    n_train=args.train_images or d["n_train"], n_fid=args.fid_samples,
                    data_dir=str(args.data) if args.data else None,
                    checkpoint=str(args.from_checkpoint) if args.from_checkpoint else None)

@@ -20,6 +20,7 @@ from genstudio.runtime.paths import user_cache_dir
 DATASETS = ("fashion-mnist", "synthfaces")
 # Which SynthFaces draw each split name means: (synthfaces split, seed of the seed stream).
 SYNTHFACES_DRAWS = {"train": ("all", 0), "test": ("all", 1)}
+REGIONS_VERSION = 1  # of synthfaces.attribute_regions' rule (threshold, dilation, skipped counterparts): bump on change
 
 
 def heads(dataset: str) -> dict[str, list[str]]:
@@ -45,6 +46,23 @@ def synthfaces_cached(n: int, split: str, seed: int, cache: Path | None = None) 
     np.savez(tmp, images=images, labels=labels)
     tmp.replace(path)
     return images, labels
+
+
+def synthfaces_regions_cached(n: int, split: str, seed: int, keys: tuple[str, ...],
+                              cache: Path | None = None) -> np.ndarray:
+    """synthfaces.attribute_regions of the faces synthfaces_cached(n, split, seed) holds: uint8 (n, 64, 64) 0/1,
+    cached on disk (bit-packed) beside them."""
+    folder = Path(cache) if cache else user_cache_dir() / "synthfaces"
+    path = folder / f"synthfaces-{split}-seed{seed}-n{n}-regions{REGIONS_VERSION}-{'-'.join(keys)}.npz"
+    if path.is_file():
+        with np.load(path) as z:
+            return np.unpackbits(z["regions"], axis=-1)
+    regions = synthfaces.attribute_regions(synthfaces.face_seeds(n, seed, split), keys, split)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part.npz")
+    np.savez(tmp, regions=np.packbits(regions, axis=-1))
+    tmp.replace(path)
+    return regions
 
 
 def image_set(dataset: str, split: str, n: int | None = None, *, data_dir: str | None = None

@@ -36,7 +36,7 @@ from .synthfaces_draw import LOOK_SLOTS, SIZE, draw_face
 __all__ = [
     "ATTRIBUTES", "HELD_OUT", "HELD_OUT_KEYS", "SIZE", "SPLITS", "attributes", "caption", "caption_named",
     "decode", "encode",
-    "face_seeds", "grid", "is_held_out", "render", "sample", "tokenize", "vocabulary",
+    "attribute_regions", "face_seeds", "grid", "is_held_out", "render", "sample", "tokenize", "vocabulary",
 ]  # fmt: skip
 
 SPLITS = ("train", "heldout", "all")
@@ -92,6 +92,35 @@ def sample(
         images[i], a = render(s, overrides)
         attrs.append(a)
     return images, attrs
+
+
+def attribute_regions(seeds: Sequence[int], keys: Sequence[str], split: str = "train") -> np.ndarray:
+    """uint8 (n, 64, 64), 1 where face `seed` changes when one of `keys` takes another value and all else stays
+    (one counterpart per other value, each a pure function of the seed like the face itself), grown by a pixel
+    to take in anti-aliased edges: where the words for those attributes are drawn, say the mouth, brows and lids
+    for "expression", the eyes for "glasses" even on a face without them. Counterparts outside `split` are
+    skipped, so no held-out combination is ever drawn for a train face."""
+    for key in keys:
+        if key not in ATTRIBUTES:
+            raise ValueError(f"unknown attribute {key!r}; known: {', '.join(ATTRIBUTES)}")
+    out = np.zeros((len(seeds), SIZE, SIZE), np.uint8)
+    for i, s in enumerate(seeds):
+        face, attrs = render(s)
+        changed = np.zeros((SIZE, SIZE), bool)
+        for key in keys:
+            for value in ATTRIBUTES[key]:
+                other = {**attrs, key: value}
+                if value == attrs[key] or not _in_split(other, split):
+                    continue
+                image, _ = render(s, other)
+                changed |= (np.abs(image.astype(np.int16) - face).max(axis=2) > 8)
+        grown = changed.copy()  # a 3x3 dilation
+        grown[1:] |= changed[:-1]
+        grown[:-1] |= changed[1:]
+        grown[:, 1:] |= grown[:, :-1].copy()
+        grown[:, :-1] |= grown[:, 1:].copy()
+        out[i] = grown
+    return out
 
 
 # ---- sheets for people ------------------------------------------------------------------------------

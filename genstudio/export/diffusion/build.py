@@ -35,7 +35,9 @@ from genstudio.export.artifacts import publish, staging_folder
 from genstudio.export.data import image_sets
 from genstudio.export.diffusion import checkpoint as ckpt
 from genstudio.export.diffusion.data import (
+    REGION_KEYS,
     SYNTHFACES_SEED,
+    attribute_regions,
     data_source,
     named_captions,
     resample_name,
@@ -169,7 +171,14 @@ def prepare(cfg: DiffusionBuild) -> TrainingData:
     images, captions = training_set(cfg.dataset, cfg.size, cfg.n_train, cfg.data_dir)
     named = (named_captions(cfg.dataset, cfg.n_train, cfg.data_dir)
              if cfg.train.text_aux or cfg.train.text_pretrain else None)
-    return TrainingData(torch.from_numpy(images), captions, tok, cfg.text.max_length, named)
+    return TrainingData(torch.from_numpy(images), captions, tok, cfg.text.max_length, named, _regions(cfg, cfg.size))
+
+
+def _regions(cfg: DiffusionBuild, size: int) -> torch.Tensor | None:
+    """The attribute-region maps at `size` where the run weights those pixels (region_weight), else None."""
+    if not cfg.train.region_weight:
+        return None
+    return torch.from_numpy(attribute_regions(cfg.dataset, size, cfg.n_train)).half()
 
 
 def _example_ids(cfg: DiffusionBuild, tok: Tokenizer) -> np.ndarray:
@@ -213,7 +222,7 @@ def train_diffusion(cfg: DiffusionBuild, on_progress: Callable[[Progress], None]
     small = cfg.first_size and run.step < cfg.grow_at  # a progressive run still at its first size
     if small:  # the same captions and tokenizer, only the images smaller
         images, _ = training_set(cfg.dataset, cfg.first_size, cfg.n_train, cfg.data_dir)
-        run.data = replace(data, images=torch.from_numpy(images))
+        run.data = replace(data, images=torch.from_numpy(images), regions=_regions(cfg, cfg.first_size))
 
     def meta() -> dict[str, str]:
         return _meta(cfg, data.tokenizer, stages, cfg.first_size if run.data is not data else cfg.size)
@@ -288,7 +297,10 @@ def build_diffusion(cfg: DiffusionBuild, out_root: Path, *, command: str,
                "train_first_100_steps": float(np.mean(losses[:100])) if losses else None,
                "method": "train_*_steps: mean epsilon MSE per step over those steps (training batches, "
                          "captions dropped included)" + ("" if not cfg.train.min_snr else
-                         f", Min-SNR-{cfg.train.min_snr:g} weighted") + ("" if not cfg.train.text_aux else
+                         f", Min-SNR-{cfg.train.min_snr:g} weighted") + ("" if not cfg.train.region_weight else
+                         f", the pixels {' and '.join(REGION_KEYS[cfg.dataset])} draw or would draw weighted 1 + "
+                         f"{cfg.train.region_weight:g} (each image's weights normalised to mean 1)") +
+                         ("" if not cfg.train.text_aux else
                          f", plus {cfg.train.text_aux:g} x the text encoder's attribute cross-entropy")}
     if pretrain:
         metrics["text_pretrain"] = pretrain

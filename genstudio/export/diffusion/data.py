@@ -25,6 +25,7 @@ from genstudio.export.diffusion.tokenizer import fashion_mnist_captions
 CaptionFn = Callable[[np.ndarray, np.random.Generator], list[str]]
 NamedCaptionFn = Callable[[np.ndarray, np.random.Generator], tuple[list[str], np.ndarray]]
 SYNTHFACES_SEED = 0  # the seed of the SynthFaces train draw (image_sets caches it)
+REGION_KEYS = {"synthfaces": ("expression", "glasses")}  # the small attributes whose pixels region_weight favours
 
 
 def resample_name(src: int, size: int) -> str:
@@ -58,6 +59,18 @@ def training_set(dataset: str, size: int, n: int | None = None,
         images = resize(faces, size).transpose(0, 3, 1, 2)
         return np.ascontiguousarray(images), lambda idx, rng: [synthfaces.caption(attrs[i], rng) for i in idx]
     raise ValueError(f"unknown dataset {dataset!r}")
+
+
+def attribute_regions(dataset: str, size: int, n: int | None = None) -> np.ndarray:
+    """float32 (N, 1, size, size) in [0, 1], one map per training_set image: the share of each pixel where the
+    attributes REGION_KEYS[dataset] are drawn (synthfaces.attribute_regions, area-averaged to `size`)."""
+    if dataset not in REGION_KEYS:
+        raise ValueError(f"{dataset} has no attribute regions; only {', '.join(REGION_KEYS)} has")
+    masks = image_sets.synthfaces_regions_cached(n or 12_000, "train", SYNTHFACES_SEED, REGION_KEYS[dataset])
+    if masks.shape[-1] != size:
+        masks = np.stack([np.asarray(Image.fromarray(m.astype(np.float32)).resize((size, size), Image.Resampling.BOX))
+                          for m in masks])
+    return np.ascontiguousarray(masks, dtype=np.float32)[:, None]
 
 
 @dataclass(frozen=True)

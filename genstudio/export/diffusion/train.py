@@ -85,6 +85,8 @@ class DiffusionTrainConfig:
     text_aux: float = 0.0  # weight of the text encoder's attribute loss beside the epsilon MSE (0: off)
     text_pretrain: int = 0  # steps of the attribute loss alone, on the text encoder, before diffusion steps
     min_snr: float = 0.0  # Min-SNR-gamma loss weighting (Hang et al. 2023), weight min(SNR, gamma) / SNR; 0: off
+    precision: str = "float32"  # "bfloat16": diffusion steps under bf16 autocast (text_pretrain stays float32)
+    region_weight: float = 0.0  # extra loss weight on the pixels of the attributes in data.REGION_KEYS; 0: off
     schedule: NoiseSchedule = field(default_factory=NoiseSchedule)
 
     def to_dict(self) -> dict:
@@ -120,6 +122,7 @@ class TrainingData:
     tokenizer: Tokenizer
     max_length: int  # tokens per prompt, padded
     named: NamedCaptions | None = None
+    regions: torch.Tensor | None = None  # float16 (N, 1, H, W) in [0, 1]: where the small attributes are drawn
 
     def __len__(self) -> int:
         return len(self.images)
@@ -151,6 +154,11 @@ def make_batch(data: TrainingData, cfg: DiffusionTrainConfig, step: int,
     noise = torch.randn(x0.shape, generator=gen)
     abar = alphas_cumprod[t][:, None, None, None]
     x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+    if cfg.region_weight:
+        if data.regions is None:
+            raise ValueError("region_weight needs training data with attribute regions")
+        weight = 1.0 + cfg.region_weight * data.regions[idx].float()
+        batch["weight"] = weight / weight.mean(dim=(1, 2, 3), keepdim=True)  # each image's loss keeps its scale
     return {"input_ids": torch.from_numpy(encode(data.tokenizer, captions, data.max_length)), "x_t": x_t, "t": t,
             "noise": noise, **batch}
 
@@ -166,10 +174,14 @@ def min_snr_weights(alphas_cumprod: torch.Tensor, t: torch.Tensor, gamma: float)
 
 def noise_loss(pred: torch.Tensor, batch: dict[str, torch.Tensor], alphas_cumprod: torch.Tensor,
                min_snr: float) -> torch.Tensor:
-    """The epsilon MSE of a batch, Min-SNR-weighted per sample when min_snr > 0."""
+    """The epsilon MSE of a batch, in float32 whatever `pred` is: per pixel weighted by batch["weight"] (B, 1, H, W)
+    where the batch has one, per sample Min-SNR-weighted when min_snr > 0."""
+    err = (pred.float() - batch["noise"]).pow(2)
+    if "weight" in batch:
+        err = err * batch["weight"]
+    per_sample = err.flatten(1).mean(1)
     if not min_snr:
-        return F.mse_loss(pred, batch["noise"])
-    per_sample = (pred - batch["noise"]).pow(2).flatten(1).mean(1)
+        return per_sample.mean()
     return (per_sample * min_snr_weights(alphas_cumprod, batch["t"], min_snr)).mean()
 
 
@@ -251,7 +263,8 @@ class DiffusionRun:
             trained, loss_fn = _WithHeads(model, self.heads), self._joint_loss
         self.trainer = _ResumableTrainer(
             TrainerConfig(steps=c.steps, batch_size=c.batch_size, lr=c.lr, weight_decay=c.weight_decay,
-                          warmup=c.warmup, min_lr_ratio=c.min_lr_ratio, grad_clip=c.grad_clip, seed=c.seed),
+                          warmup=c.warmup, min_lr_ratio=c.min_lr_ratio, grad_clip=c.grad_clip, seed=c.seed,
+                          precision=c.precision),
             trained, loss_fn, lambda step, gen: make_batch(self.data, c, step, self.alphas_cumprod))
         self.trainer.add_callback("on_batch_end", lambda t: self._update_ema())
         self.seconds_before = 0.0  # training seconds of earlier stages (a resumed run)

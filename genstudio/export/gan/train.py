@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from genstudio.export.gan.discriminator import Discriminator
 from genstudio.export.gan.generator import Generator
-from genstudio.export.trainer import Callbacks
+from genstudio.export.trainer import PRECISIONS, Callbacks, autocast
 
 CURVES = ("d_loss", "g_loss", "r1", "d_real", "d_fake")  # what `curves` logs, one value per step (r1: when run)
 AUGMENTS = ("color", "translation", "cutout")
@@ -80,6 +80,7 @@ class GanTrainConfig:
     ema_rampup: float = 0.05  # early on, the half-life is at most this fraction of the images seen
     augment: str = ""  # DiffAugment policies the discriminator sees, comma-separated: color, translation, cutout
     seed: int = 0  # seeds the weights, the batches and z
+    precision: str = "float32"  # "bfloat16": G and D forward passes under bf16 autocast (not R1's gradient)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -88,6 +89,8 @@ class GanTrainConfig:
 class GanTrainer(Callbacks):
 
     def __init__(self, config: GanTrainConfig, g: Generator, d: Discriminator, images: torch.Tensor) -> None:
+        if config.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {config.precision!r}; known: {PRECISIONS}")
         self.config = config
         self.g, self.d = g, d
         self.g_ema = copy.deepcopy(g).eval().requires_grad_(False)
@@ -112,10 +115,10 @@ class GanTrainer(Callbacks):
         return torch.randn(self.config.batch_size, self.g.cfg.z_dim, generator=self.gen)
 
     def _d(self, images: torch.Tensor) -> torch.Tensor:
-        """The discriminator's logits, after the configured augmentation."""
+        """The discriminator's logits (float32), after the configured augmentation."""
         if self.config.augment:
             images = diff_augment(images, self.config.augment, self.gen)
-        return self.d(images)
+        return self.d(images).float()
 
     def train_step(self) -> None:
         c = self.config
@@ -123,14 +126,15 @@ class GanTrainer(Callbacks):
         self.g.requires_grad_(False)
         self.d.requires_grad_(True)
         reals = self._reals()
-        with torch.no_grad():
-            fakes = self.g(self._z())
-        real_logits, fake_logits = self._d(reals), self._d(fakes)
+        with autocast(c.precision, self.d):
+            with torch.no_grad():
+                fakes = self.g(self._z())
+            real_logits, fake_logits = self._d(reals), self._d(fakes.float())
         d_loss = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
         self.d_opt.zero_grad(set_to_none=True)
         d_loss.backward()
         self.d_opt.step()
-        if c.r1_every and self.step % c.r1_every == 0:
+        if c.r1_every and self.step % c.r1_every == 0:  # in float32: a gradient of a gradient
             reals = reals.detach().requires_grad_(True)
             (grad,) = torch.autograd.grad(self._d(reals).sum(), reals, create_graph=True)
             r1 = grad.pow(2).flatten(1).sum(1).mean()
@@ -142,7 +146,8 @@ class GanTrainer(Callbacks):
         # generator: softplus(-D(G(z)))
         self.g.requires_grad_(True)
         self.d.requires_grad_(False)
-        g_loss = F.softplus(-self._d(self.g(self._z()))).mean()
+        with autocast(c.precision, self.g):
+            g_loss = F.softplus(-self._d(self.g(self._z()))).mean()
         self.g_opt.zero_grad(set_to_none=True)
         g_loss.backward()
         self.g_opt.step()
