@@ -49,11 +49,11 @@ def register(groups) -> None:
     p.add_argument("--min-snr", type=float, default=None, metavar="GAMMA",
                    help="Min-SNR-gamma weighting of the noise loss, min(SNR, GAMMA) / SNR per sample "
                         "(0: off, plain MSE; default: the dataset's)")
-    p.add_argument("--region-weight", type=float, default=0.0, metavar="W",
+    p.add_argument("--region-weight", type=float, default=None, metavar="W",
                    help="SynthFaces: weight the noise loss 1 + W on the pixels that the expression and the glasses "
                         "draw or would draw (mouth, brows, eyes; each image's weights normalised to mean 1), so those "
                         "small details count more; the first run renders the maps once, a few minutes "
-                        "(default 0: off)")
+                        "(0: off; default: the dataset's)")
     p.add_argument("--lr", type=float, default=0.0, help="peak AdamW learning rate (default 1e-3)")
     p.add_argument("--precision", choices=PRECISIONS, default="float32",
                    help="bfloat16: forward passes under bf16 autocast, weights and optimiser in float32; about 1.3x "
@@ -114,7 +114,7 @@ def _command(args: argparse.Namespace, cfg) -> str:
              "--text-aux", f"{cfg.train.text_aux:g}", "--text-pretrain", str(cfg.train.text_pretrain),
              "--min-snr", f"{cfg.train.min_snr:g}",
              "--lr", f"{cfg.train.lr:g}", "--train-images", str(cfg.n_train), "--seed", str(cfg.train.seed)]
-    if cfg.train.region_weight:
+    if cfg.train.region_weight or DATASET_DEFAULTS[args.dataset]["region_weight"]:
         words += ["--region-weight", f"{cfg.train.region_weight:g}"]
     if cfg.train.precision != "float32":
         words += ["--precision", cfg.train.precision]
@@ -153,7 +153,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise CliError("--reset-ema goes with --resume")
     if args.checkpoint_every < 1:
         raise CliError("--checkpoint-every must be at least 1")
-    if not 0 <= args.region_weight < math.inf or (args.region_weight and args.dataset != "synthfaces"):
+    if args.region_weight is not None and (not 0 <= args.region_weight < math.inf
+                                           or (args.region_weight and args.dataset != "synthfaces")):
         raise CliError(f"--region-weight must be 0 or positive, and only SynthFaces has attribute regions "
                        f"(got {args.region_weight:g} on {args.dataset})")
     if args.min_snr is not None and not args.min_snr >= 0:
@@ -164,8 +165,9 @@ def cmd_export(args: argparse.Namespace) -> int:
                           steps=args.steps, batch=args.batch, lr=args.lr, n_train=args.train_images, seed=args.seed,
                           data_dir=str(args.data) if args.data else None, mask_padding=args.mask_padding,
                           text_aux=args.text_aux, text_pretrain=args.text_pretrain, min_snr=args.min_snr,
-                          scale_shift=args.scale_shift, first_size=args.first_size, grow_at=args.grow_at)
-    cfg.train.precision, cfg.train.region_weight = args.precision, args.region_weight
+                          scale_shift=args.scale_shift, first_size=args.first_size, grow_at=args.grow_at,
+                          region_weight=args.region_weight)
+    cfg.train.precision = args.precision
     if args.from_checkpoint:
         if not args.from_checkpoint.is_file():
             raise CliError(f"no checkpoint at {args.from_checkpoint}")

@@ -75,18 +75,18 @@ DATASET_DEFAULTS = {  # per dataset: geometry, architecture and the shipped mode
     "fashion-mnist": {"channels": 1, "size": 32, "source_size": 32, "widths": (16, 32, 64, 64), "blocks": 1,
                       "attention": (2, 3), "text_dim": 64, "text_layers": 2, "max_length": 16,
                       "n_train": 60_000, "steps": 3500, "batch": 64, "guidance": 4.0, "mask_padding": False,
-                      "text_aux": 0.0, "text_pretrain": 0, "min_snr": 0.0,
+                      "text_aux": 0.0, "text_pretrain": 0, "min_snr": 0.0, "region_weight": 0.0,
                       "scale_shift": False, "first_size": 0, "grow_at": 0},
-    # Progressive: 11250 steps at 32x32 (about 0.95 s per step at batch 64 on two threads), then 2750 at 48x48
-    # (about 2.1 s), about 4.7 hours in all. The text encoder first learns the attributes its captions name (1000
+    # Progressive: 11250 steps at 32x32 (about 0.95 s per step at batch 64 on two threads), then 4250 at 48x48
+    # (about 2.1 s, or 1.6 s with --precision bfloat16 on a CPU with native bf16), about 5.5 hours in all. The text encoder first learns the attributes its captions name (1000
     # steps, 2 minutes), then keeps that loss at weight 0.1: without it, 4500 steps learnt only the subject word.
     # Attention at 16x16 too and Min-SNR-5 weighting roughly doubled hair-colour and background-colour adherence
     # at 3000 steps; adherence kept rising to 10500 steps, and 48x48 lifted glasses, headwear and FID
     # (docs/diffusion.md).
     "synthfaces": {"channels": 3, "size": 48, "source_size": 64, "widths": (16, 32, 64, 128), "blocks": 1,
                    "attention": (1, 2, 3), "text_dim": 128, "text_layers": 2, "max_length": 40,
-                   "n_train": 12_000, "steps": 14_000, "batch": 64, "guidance": 4.0, "mask_padding": True,
-                   "text_aux": 0.1, "text_pretrain": 1000, "min_snr": 5.0,
+                   "n_train": 12_000, "steps": 15_500, "batch": 64, "guidance": 4.0, "mask_padding": True,
+                   "text_aux": 0.1, "text_pretrain": 1000, "min_snr": 5.0, "region_weight": 0.0,
                    "scale_shift": False, "first_size": 32, "grow_at": 11_250},
 }
 EXAMPLE_PROMPTS = {  # none names a held-out (hair colour, expression, glasses) combination
@@ -125,10 +125,10 @@ def diffusion_build(dataset: str, *, size: int = 0, widths: tuple[int, ...] = ()
                     data_dir: str | None = None, mask_padding: bool | None = None, text_aux: float | None = None,
                     text_pretrain: int | None = None, min_snr: float | None = None,
                     scale_shift: bool | None = None, first_size: int | None = None,
-                    grow_at: int | None = None) -> DiffusionBuild:
+                    grow_at: int | None = None, region_weight: float | None = None) -> DiffusionBuild:
     """A build with the dataset's defaults; a zero / empty / None argument keeps the default (for mask_padding,
-    text_aux, text_pretrain, min_snr, scale_shift, first_size and grow_at only None does, as 0 and False turn
-    them off). A `size` other than the default trains at that size throughout unless first_size says otherwise."""
+    text_aux, text_pretrain, min_snr, region_weight, scale_shift, first_size and grow_at only None does, as 0 and
+    False turn them off). A `size` other than the default trains at that size throughout unless first_size says otherwise."""
     d = DATASET_DEFAULTS[dataset]
     if first_size is None:
         first_size = d["first_size"] if not size or size == d["size"] else 0
@@ -139,7 +139,8 @@ def diffusion_build(dataset: str, *, size: int = 0, widths: tuple[int, ...] = ()
     train = DiffusionTrainConfig(steps=steps or d["steps"], batch_size=batch or d["batch"], seed=seed,
                                  text_aux=d["text_aux"] if text_aux is None else text_aux,
                                  text_pretrain=d["text_pretrain"] if text_pretrain is None else text_pretrain,
-                                 min_snr=d["min_snr"] if min_snr is None else min_snr)
+                                 min_snr=d["min_snr"] if min_snr is None else min_snr,
+                                 region_weight=d["region_weight"] if region_weight is None else region_weight)
     if lr:
         train.lr = lr
     return DiffusionBuild(
