@@ -40,6 +40,12 @@ class TrainerConfig:
 PRECISIONS = ("float32", "bfloat16")
 
 
+def check_precision(precision: str) -> None:
+    """Raise ValueError unless `precision` is one of PRECISIONS (a trainer checks it before its first step)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; known: {PRECISIONS}")
+
+
 def autocast(precision: str, model: nn.Module):
     """The context a training forward pass runs in: bf16 autocast on the model's device for "bfloat16", a no-op for
     "float32". Matrix products and convolutions run in bf16 while the weights and the optimiser stay float32; on
@@ -76,8 +82,7 @@ class Trainer(Callbacks):
     def __init__(self, config: TrainerConfig, model: nn.Module,
                  loss_fn: Callable[[nn.Module, Any], torch.Tensor],
                  batches: Callable[[int, torch.Generator], Any]) -> None:
-        if config.precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {config.precision!r}; known: {PRECISIONS}")
+        check_precision(config.precision)
         self.config = config
         self.model = model
         self.loss_fn = loss_fn

@@ -78,8 +78,9 @@ DATASET_DEFAULTS = {  # per dataset: geometry, architecture and the shipped mode
                       "text_aux": 0.0, "text_pretrain": 0, "min_snr": 0.0, "region_weight": 0.0,
                       "scale_shift": False, "first_size": 0, "grow_at": 0},
     # Progressive: 11250 steps at 32x32 (about 0.95 s per step at batch 64 on two threads), then 4250 at 48x48
-    # (about 2.1 s, or 1.6 s with --precision bfloat16 on a CPU with native bf16), about 5.5 hours in all. The text encoder first learns the attributes its captions name (1000
-    # steps, 2 minutes), then keeps that loss at weight 0.1: without it, 4500 steps learnt only the subject word.
+    # (about 2.1 s, or 1.6 s with --precision bfloat16 on a CPU with native bf16), about 5.5 hours in all. The
+    # text encoder first learns the attributes its captions name (1000 steps, 2 minutes), then keeps that loss
+    # at weight 0.1: without it, 4500 steps learnt only the subject word.
     # Attention at 16x16 too and Min-SNR-5 weighting roughly doubled hair-colour and background-colour adherence
     # at 3000 steps; adherence kept rising to 10500 steps, and 48x48 lifted glasses, headwear and FID
     # (docs/diffusion.md).
@@ -128,7 +129,8 @@ def diffusion_build(dataset: str, *, size: int = 0, widths: tuple[int, ...] = ()
                     grow_at: int | None = None, region_weight: float | None = None) -> DiffusionBuild:
     """A build with the dataset's defaults; a zero / empty / None argument keeps the default (for mask_padding,
     text_aux, text_pretrain, min_snr, region_weight, scale_shift, first_size and grow_at only None does, as 0 and
-    False turn them off). A `size` other than the default trains at that size throughout unless first_size says otherwise."""
+    False turn them off). A `size` other than the default trains at that size throughout unless first_size says
+    otherwise."""
     d = DATASET_DEFAULTS[dataset]
     if first_size is None:
         first_size = d["first_size"] if not size or size == d["size"] else 0

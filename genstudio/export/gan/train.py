@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from genstudio.export.gan.discriminator import Discriminator
 from genstudio.export.gan.generator import Generator
-from genstudio.export.trainer import PRECISIONS, Callbacks, autocast
+from genstudio.export.trainer import Callbacks, autocast, check_precision
 
 CURVES = ("d_loss", "g_loss", "r1", "d_real", "d_fake")  # what `curves` logs, one value per step (r1: when run)
 AUGMENTS = ("color", "translation", "cutout")
@@ -89,8 +89,7 @@ class GanTrainConfig:
 class GanTrainer(Callbacks):
 
     def __init__(self, config: GanTrainConfig, g: Generator, d: Discriminator, images: torch.Tensor) -> None:
-        if config.precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {config.precision!r}; known: {PRECISIONS}")
+        check_precision(config.precision)
         self.config = config
         self.g, self.d = g, d
         self.g_ema = copy.deepcopy(g).eval().requires_grad_(False)
