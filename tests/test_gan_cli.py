@@ -80,3 +80,58 @@ def test_export_names_a_bf16_precision_in_its_command_only():
         assert ("--precision bfloat16" in command) == named and "float32" not in command
     with pytest.raises(SystemExit):
         parser.parse_args(["export", "gan", "--dataset", "synthfaces", "--precision", "float16"])
+
+
+def narrow_run(folder) -> str:
+    """A one-step Fashion-MNIST run of the CLI's design (z 8, w 8, g 8,8,4,4, d 4,4,8,8): a checkpoint to widen."""
+    import torch
+
+    from genstudio.export.gan.checkpoint import save_checkpoint
+    from genstudio.export.gan.generator import GanConfig
+    from genstudio.export.gan.train import GanTrainConfig, GanTrainer, build_models
+
+    narrow = GanConfig(channels=1, size=28, z_dim=8, w_dim=8, g_widths=(8, 8, 4, 4), d_widths=(4, 4, 8, 8))
+    trainer = GanTrainer(GanTrainConfig(steps=1, batch_size=8), *build_models(narrow, 0), torch.rand(8, 1, 28, 28))
+    return str(save_checkpoint(folder / "gan.safetensors", trainer.run(), narrow,
+                               stages='["genstudio export gan --dataset fashion-mnist --steps 1 (narrow)"]'))
+
+
+def test_widen_is_checked_before_training_and_recorded_in_the_command(tmp_path):
+    from gan_tiny import tiny_gan_folder
+
+    from genstudio.cli import CliError, build_parser
+    from genstudio.cli.gan import _command, cmd_export
+
+    ckpt = narrow_run(tmp_path / "narrow")
+    parser, _ = build_parser()
+    base = ["export", "gan", "--dataset", "fashion-mnist", "--z-dim", "8", "--w-dim", "8",
+            "--checkpoint-to", str(tmp_path / "run.safetensors"), "--out", str(tmp_path / "out")]
+    wider = ["--g-widths", "8,8,4,8", "--d-widths", "8,4,8,8"]
+    for extra, message in (
+            (["--widen", *wider], "--widen goes with --resume"),
+            (["--resume", ckpt, "--widen", "--g-widths", "8,8,4,2", "--d-widths", "4,4,8,8"], "not a widening"),
+            (["--resume", ckpt, "--widen", "--g-widths", "8,8,4", "--d-widths", "4,8,8"], "not a widening"),
+            (["--resume", ckpt, "--widen", "--g-widths", "8,8,4,8", "--d-widths", "8,4,8,16"], "last width"),
+            (["--resume", ckpt, "--widen", *wider, "--w-dim", "16"], "keeps the latents"),
+            (["--resume", str(tiny_gan_folder() / "gan.safetensors"), "--widen", *wider], "2 layers")):
+        with pytest.raises(CliError, match=message):
+            cmd_export(parser.parse_args([*base, *extra]))
+    args = parser.parse_args([*base, "--resume", ckpt, "--widen", *wider])
+    assert _command(args, 6, 8, (8, 8, 4, 8), (8, 4, 8, 8)).endswith("--widen")
+
+
+def test_export_continues_a_narrow_run_in_wider_networks(tmp_path, capsys):
+    from vae_tiny import tiny_data
+
+    ckpt = narrow_run(tmp_path / "narrow")
+    out = tmp_path / "models"
+    assert main(["export", "gan", "--dataset", "fashion-mnist", "--steps", "6", "--batch", "8", "--z-dim", "8",
+                 "--w-dim", "8", "--g-widths", "8,8,4,8", "--d-widths", "8,4,8,8", "--r1-every", "2",
+                 "--train-images", "64", "--fid-samples", "0", "--data", str(tiny_data()), "--threads", "1",
+                 "--out", str(out), "--docs", str(tmp_path / "docs"),
+                 "--checkpoint-to", str(tmp_path / "run" / "gan.safetensors"), "--resume", ckpt, "--widen"]) == 0
+    m = Manifest.load(out / "gan-fashion-mnist")
+    assert m.metrics["train_steps"] == 6 and m.build["gan"]["g_widths"] == [8, 8, 4, 8]
+    stages = m.build["from_checkpoint"]["stages"]
+    assert stages[0].endswith("(narrow)") and "--widen" in stages[1].split()
+    assert "parity" in capsys.readouterr().out

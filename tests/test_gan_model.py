@@ -121,3 +121,47 @@ def test_trainer_in_bf16_runs_g_and_d_under_autocast_and_keeps_float32_weights(t
     assert '"precision": "bfloat16"' in load_generator(path)[1]["train"]
     with pytest.raises(ValueError, match="precision"):
         GanTrainer(GanTrainConfig(precision="int4"), g, d, images)
+
+
+def test_a_widened_run_starts_out_computing_what_the_narrow_one_did_and_its_new_channels_learn(tmp_path):
+    from dataclasses import replace
+
+    from genstudio.export.gan.checkpoint import restore_trainer
+
+    images = torch.rand(8, 3, 64, 64) * 2 - 1
+    g, d = build_models(FACES, 0)
+    with torch.no_grad():  # every weight, bias and style away from its initial value
+        for p in [*g.parameters(), *d.parameters()]:
+            p.add_(torch.randn_like(p) * 0.3)
+    narrow = GanTrainer(GanTrainConfig(steps=1, batch_size=4), g, d, images)
+    path = save_checkpoint(tmp_path / "gan.safetensors", narrow, FACES)
+    wide_cfg = replace(FACES, g_widths=(8, 12, 8, 4, 8), d_widths=(8, 4, 6, 8, 8))
+    wg, wd = build_models(wide_cfg, 1)
+    wide = GanTrainer(GanTrainConfig(steps=2, batch_size=4), wg, wd, images)
+    restore_trainer(path, wide, widen=True)
+
+    z = torch.randn(6, FACES.z_dim)
+    with torch.no_grad():
+        for old, new in ((g, wide.g), (narrow.g_ema, wide.g_ema)):
+            assert torch.allclose(new(z), old(z), atol=1e-5)
+        assert torch.allclose(wide.d(images), d(images), atol=1e-5)
+    assert sum(p.numel() for p in wide.g.parameters()) > sum(p.numel() for p in g.parameters())
+    rgb = wide.g.synthesis_net.to_rgb[-1].conv.weight.detach()  # a view: it follows the training
+    assert float(rgb[:, 4:].abs().max()) == 0.0  # the new 64x64 channels do not draw yet...
+    wide.run()
+    assert wide.step == 2 and float(rgb[:, 4:].abs().max()) > 0.0  # ...until training moves them
+
+
+def test_widening_refuses_what_would_change_the_function():
+    from dataclasses import replace
+
+    from genstudio.export.gan.checkpoint import widen_state
+
+    g, d = build_models(FACES, 0)
+    narrower = build_models(replace(FACES, g_widths=(8, 8, 4, 4, 2), d_widths=(4, 4, 4, 8, 4)), 0)
+    with pytest.raises(ValueError, match="only wider"):
+        widen_state(g.state_dict(), narrower[0])
+    with pytest.raises(ValueError, match="last width"):
+        widen_state(d.state_dict(), build_models(replace(FACES, d_widths=(4, 4, 4, 8, 16)), 0)[1])
+    with pytest.raises(ValueError, match="not the same design"):
+        widen_state({}, g)

@@ -49,6 +49,10 @@ def register(groups) -> None:
                    help="while training, write a checkpoint (and curves.json) here every 500 steps")
     p.add_argument("--resume", type=Path, metavar="FILE",
                    help="with --checkpoint-to: continue the run in this checkpoint (same architecture) to --steps")
+    p.add_argument("--widen", action="store_true",
+                   help="with --resume: the checkpoint's networks may be narrower than --g-widths/--d-widths; they "
+                        "are grown to them so that they start out drawing what the checkpoint drew (the z and w "
+                        "dimensions and the discriminator's last width stay)")
     p.add_argument("--earlier", action="append", default=[], metavar="COMMAND",
                    help="with --resume: the command of an earlier stage, when the checkpoint does not record it")
     p.add_argument("--data", type=Path, help="the Fashion-MNIST idx folder (default: Debian's)")
@@ -108,9 +112,33 @@ def _command(args: argparse.Namespace, steps: int, batch: int, g_widths, d_width
                         ("--resume", args.resume)):
         if value:
             words += [flag, str(value)]
+    if args.widen:
+        words += ["--widen"]
     if args.docs != Path("docs"):
         words += ["--docs", str(args.docs)]
     return shlex.join(words)
+
+
+def _check_widening(args: argparse.Namespace, g_widths, d_widths, checkpoint_info) -> None:
+    """--widen's preconditions, as clear errors before any training: a resumed checkpoint whose networks can grow
+    to the asked widths without changing what they compute."""
+    from genstudio.cli import CliError
+    from genstudio.export.gan.generator import GanConfig
+
+    if not args.resume:
+        raise CliError("--widen goes with --resume")
+    had = checkpoint_info(args.resume)["gan"]
+    if had["mapping_layers"] != GanConfig.mapping_layers:
+        raise CliError(f"the checkpoint's mapping network has {had['mapping_layers']} layers, not "
+                       f"{GanConfig.mapping_layers}: --widen keeps the design")
+    if (had["z_dim"], had["w_dim"]) != (args.z_dim, args.w_dim):
+        raise CliError(f"--widen keeps the latents: the checkpoint has --z-dim {had['z_dim']} --w-dim {had['w_dim']}")
+    for flag, old, new in (("--g-widths", had["g_widths"], g_widths), ("--d-widths", had["d_widths"], d_widths)):
+        if len(old) != len(new) or any(a > b for a, b in zip(old, new, strict=True)):
+            raise CliError(f"{flag} {','.join(map(str, new))} is not a widening of the checkpoint's "
+                           f"{','.join(map(str, old))} (same stages, none narrower)")
+    if d_widths[-1] != had["d_widths"][-1]:
+        raise CliError(f"--widen keeps the discriminator's last width ({had['d_widths'][-1]})")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -136,6 +164,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise CliError("--g-widths and --d-widths need the same number of stages")
     if args.resume and not (args.checkpoint_to and args.resume.is_file()):
         raise CliError("--resume needs an existing checkpoint file and --checkpoint-to")
+    if args.widen:
+        _check_widening(args, g_widths, d_widths, checkpoint_info)
     if args.from_checkpoint:
         if not args.from_checkpoint.is_file():
             raise CliError(f"no checkpoint at {args.from_checkpoint}")
@@ -158,8 +188,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     bar = text_bar(cfg.name)
     try:
         if args.checkpoint_to and not args.from_checkpoint:  # train with periodic checkpoints, then export the last
-            train_gan(cfg, bar, checkpoint_to=args.checkpoint_to, resume=args.resume, command=command,
-                      earlier=tuple(args.earlier))
+            train_gan(cfg, bar, checkpoint_to=args.checkpoint_to, resume=args.resume, widen=args.widen,
+                      command=command, earlier=tuple(args.earlier))
             cfg.checkpoint = str(args.checkpoint_to)
         folder = build_gan(cfg, args.out or shipped_models_dir(), command=command, docs_dir=args.docs, on_progress=bar)
     except DatasetMissing as e:

@@ -75,8 +75,9 @@ def _images(dataset: str, n: int, data_dir: str | None) -> torch.Tensor:
 
 def train_gan(cfg: GanBuild, on_progress: Callable[[Progress], None] | None = None,
               checkpoint_to: Path | None = None, every: int = 500, resume: Path | None = None,
-              command: str = "", earlier: tuple[str, ...] = ()) -> GanTrainer:
-    """Train from scratch, or continue the run in `resume` up to cfg.train.steps; with `checkpoint_to`, write a
+              widen: bool = False, command: str = "", earlier: tuple[str, ...] = ()) -> GanTrainer:
+    """Train from scratch, or continue the run in `resume` up to cfg.train.steps (with `widen`, in networks
+    wider than the checkpoint's: see checkpoint.widen_state); with `checkpoint_to`, write a
     checkpoint (and curves.json) every `every` steps. The checkpoint's metadata lists the commands of every
     stage of the run (`earlier` ones first when the resumed checkpoint predates that record)."""
     report = on_progress or (lambda p: None)
@@ -86,7 +87,7 @@ def train_gan(cfg: GanBuild, on_progress: Callable[[Progress], None] | None = No
     trainer = GanTrainer(cfg.train, g, disc, _images(cfg.dataset, cfg.n_train, cfg.data_dir))
     stages = list(earlier)
     if resume:
-        restore_trainer(Path(resume), trainer)
+        restore_trainer(Path(resume), trainer, widen=widen)
         stages += json.loads(read_metadata(Path(resume)).get("stages", "[]"))
     stages += [command] if command else []
 
