@@ -96,7 +96,7 @@ def narrow_run(folder) -> str:
                                stages='["genstudio export gan --dataset fashion-mnist --steps 1 (narrow)"]'))
 
 
-def test_widen_is_checked_before_training_and_recorded_in_the_command(tmp_path):
+def test_resume_and_widen_are_checked_before_training_and_recorded_in_the_command(tmp_path):
     from gan_tiny import tiny_gan_folder
 
     from genstudio.cli import CliError, build_parser
@@ -112,7 +112,8 @@ def test_widen_is_checked_before_training_and_recorded_in_the_command(tmp_path):
             (["--resume", ckpt, "--widen", "--g-widths", "8,8,4,2", "--d-widths", "4,4,8,8"], "not a widening"),
             (["--resume", ckpt, "--widen", "--g-widths", "8,8,4", "--d-widths", "4,8,8"], "not a widening"),
             (["--resume", ckpt, "--widen", "--g-widths", "8,8,4,8", "--d-widths", "8,4,8,16"], "last width"),
-            (["--resume", ckpt, "--widen", *wider, "--w-dim", "16"], "keeps the latents"),
+            (["--resume", ckpt, "--widen", *wider, "--w-dim", "16"], "keeps them"),
+            (["--resume", ckpt, *wider], "add --widen"),
             (["--resume", str(tiny_gan_folder() / "gan.safetensors"), "--widen", *wider], "2 layers")):
         with pytest.raises(CliError, match=message):
             cmd_export(parser.parse_args([*base, *extra]))

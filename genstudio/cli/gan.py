@@ -119,24 +119,34 @@ def _command(args: argparse.Namespace, steps: int, batch: int, g_widths, d_width
     return shlex.join(words)
 
 
-def _check_widening(args: argparse.Namespace, g_widths, d_widths, checkpoint_info) -> None:
-    """--widen's preconditions, as clear errors before any training: a resumed checkpoint whose networks can grow
-    to the asked widths without changing what they compute."""
+def _check_resume(args: argparse.Namespace, g_widths: tuple[int, ...], d_widths: tuple[int, ...]) -> None:
+    """--resume's and --widen's preconditions, as clear errors before any training: a checkpoint of the same design
+    whose networks have the asked widths, or with --widen, can grow to them without changing what they compute."""
     from genstudio.cli import CliError
+    from genstudio.export.gan.build import checkpoint_info
     from genstudio.export.gan.generator import GanConfig
 
-    if not args.resume:
+    if args.widen and not args.resume:
         raise CliError("--widen goes with --resume")
+    if not args.resume:
+        return
     had = checkpoint_info(args.resume)["gan"]
     if had["mapping_layers"] != GanConfig.mapping_layers:
         raise CliError(f"the checkpoint's mapping network has {had['mapping_layers']} layers, not "
-                       f"{GanConfig.mapping_layers}: --widen keeps the design")
+                       f"{GanConfig.mapping_layers}: it is not this design")
     if (had["z_dim"], had["w_dim"]) != (args.z_dim, args.w_dim):
-        raise CliError(f"--widen keeps the latents: the checkpoint has --z-dim {had['z_dim']} --w-dim {had['w_dim']}")
-    for flag, old, new in (("--g-widths", had["g_widths"], g_widths), ("--d-widths", had["d_widths"], d_widths)):
+        raise CliError(f"the checkpoint has --z-dim {had['z_dim']} --w-dim {had['w_dim']}; a resumed run keeps them")
+    had_g, had_d = ",".join(map(str, had["g_widths"])), ",".join(map(str, had["d_widths"]))
+    if not args.widen:
+        if (tuple(had["g_widths"]), tuple(had["d_widths"])) != (g_widths, d_widths):
+            raise CliError(f"the checkpoint's networks are --g-widths {had_g} --d-widths {had_d}; resume with those, "
+                           "or add --widen to grow them to the widths given")
+        return
+    for flag, old, new, text in (("--g-widths", had["g_widths"], g_widths, had_g),
+                                 ("--d-widths", had["d_widths"], d_widths, had_d)):
         if len(old) != len(new) or any(a > b for a, b in zip(old, new, strict=True)):
-            raise CliError(f"{flag} {','.join(map(str, new))} is not a widening of the checkpoint's "
-                           f"{','.join(map(str, old))} (same stages, none narrower)")
+            raise CliError(f"{flag} {','.join(map(str, new))} is not a widening of the checkpoint's {text} "
+                           "(same stages, none narrower)")
     if d_widths[-1] != had["d_widths"][-1]:
         raise CliError(f"--widen keeps the discriminator's last width ({had['d_widths'][-1]})")
 
@@ -164,8 +174,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise CliError("--g-widths and --d-widths need the same number of stages")
     if args.resume and not (args.checkpoint_to and args.resume.is_file()):
         raise CliError("--resume needs an existing checkpoint file and --checkpoint-to")
-    if args.widen:
-        _check_widening(args, g_widths, d_widths, checkpoint_info)
+    _check_resume(args, g_widths, d_widths)
     if args.from_checkpoint:
         if not args.from_checkpoint.is_file():
             raise CliError(f"no checkpoint at {args.from_checkpoint}")
