@@ -165,3 +165,5 @@ def test_widening_refuses_what_would_change_the_function():
         widen_state(d.state_dict(), build_models(replace(FACES, d_widths=(4, 4, 4, 8, 16)), 0)[1])
     with pytest.raises(ValueError, match="not the same design"):
         widen_state({}, g)
+    with pytest.raises(ValueError, match="z and w dimensions"):
+        widen_state(g.state_dict(), build_models(replace(FACES, z_dim=16), 0)[0])

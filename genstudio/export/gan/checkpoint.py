@@ -60,7 +60,8 @@ def widen_state(old: dict[str, torch.Tensor], module: nn.Module) -> dict[str, to
     way into the old channels starts at zero, so they join in as training moves those weights. Weights are
     (out, in, ...) and the equalized-lr layers scale by 1 / sqrt(fan in) at run time, so the old weights are
     scaled up by sqrt(new in / old in) to compute the same products. The flattened 4x4 features of the
-    discriminator's last stage cannot grow this way (their order interleaves channels and positions)."""
+    discriminator's last stage cannot grow this way (their order interleaves channels and positions), nor can
+    the mapping network's z and w."""
     grown = {}
     for key, fresh in module.state_dict().items():
         if key not in old:
@@ -73,6 +74,8 @@ def widen_state(old: dict[str, torch.Tensor], module: nn.Module) -> dict[str, to
             raise ValueError(f"{key}: {tuple(t.shape)} cannot grow to {tuple(fresh.shape)} (only wider)")
         if key.endswith("fc.weight"):
             raise ValueError("the discriminator's last width cannot change when a run is widened")
+        if key.startswith("mapping."):  # z is normalised over its dimensions: a wider z or w is another function
+            raise ValueError("the z and w dimensions cannot change when a run is widened")
         new = fresh.detach().clone()
         if key.endswith("weight") and t.ndim >= 2:
             c_out, c_in = t.shape[:2]
