@@ -32,6 +32,10 @@ def test_manifest_and_parity(gan):
     assert m.metrics["fid"] >= 0 and 0 < m.metrics["diversity"]["ratio"]
     assert "class" in m.metrics["attribute_frequencies"]
     assert m.metrics["train_steps"] == 4
+    sweep = m.metrics["truncation_sweep"]  # the same draws at each psi, beside the psi = 1 headline
+    assert list(sweep) == ["0.5", "0.7", "0.85"]
+    assert all({"fid", "precision", "recall", "coverage", "diversity"} <= set(row) for row in sweep.values())
+    assert sweep["0.5"]["diversity"] < m.metrics["diversity"]["ratio"]  # pulled toward w_avg: less varied
     curves = json.loads(gan.entry.path("training_curves").read_text())
     assert len(curves["curves"]["d_loss"]) == 4
     assert (tiny_gan_root() / "docs" / "gan-curves-fashion-mnist.png").is_file()

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import time
 from pathlib import Path
@@ -35,6 +36,8 @@ def register(groups) -> None:
     p.add_argument("--w-dim", type=int, default=64, help="intermediate latent dimensions (default 64)")
     p.add_argument("--r1-every", type=int, default=16, help="lazy R1 interval in steps (default 16)")
     p.add_argument("--r1-gamma", type=float, default=0.0, help="R1 penalty weight (default: the dataset's)")
+    p.add_argument("--lr", type=float, default=0.0,
+                   help="Adam learning rate of the generator and the discriminator (default 0.002)")
     p.add_argument("--augment", default="", metavar="POLICIES",
                    help="DiffAugment before the discriminator, comma-separated: color, translation, cutout")
     p.add_argument("--train-images", type=int, default=0, help="training images (default: the dataset's)")
@@ -106,6 +109,8 @@ def _command(args: argparse.Namespace, steps: int, batch: int, g_widths, d_width
              "--fid-samples", str(args.fid_samples), "--seed", str(args.seed)]
     if args.precision != "float32":
         words += ["--precision", args.precision]
+    if args.lr:
+        words += ["--lr", f"{args.lr:g}"]
     for flag, value in (("--train-images", args.train_images), ("--threads", args.threads), ("--data", args.data),
                         ("--out", args.out), ("--from-checkpoint", args.from_checkpoint),
                         ("--checkpoint-to", args.checkpoint_to),
@@ -172,6 +177,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     d_widths = _widths(args.d_widths, d["d_widths"], "--d-widths")
     if len(g_widths) != len(d_widths):
         raise CliError("--g-widths and --d-widths need the same number of stages")
+    if not (math.isfinite(args.lr) and args.lr >= 0):
+        raise CliError(f"--lr must be a positive number, got {args.lr:g}")
     if args.resume and not (args.checkpoint_to and args.resume.is_file()):
         raise CliError("--resume needs an existing checkpoint file and --checkpoint-to")
     _check_resume(args, g_widths, d_widths)
@@ -186,10 +193,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         args.r1_gamma = info["train"]["r1_gamma"]
         args.augment = info["train"].get("augment", "")
         args.precision = info["train"].get("precision", "float32")
+        args.lr = 0.0 if info["train"]["g_lr"] == GanTrainConfig.g_lr else info["train"]["g_lr"]
     cfg = GanBuild(dataset=args.dataset,
                    gan=GanConfig(z_dim=args.z_dim, w_dim=args.w_dim, g_widths=g_widths, d_widths=d_widths),
                    train=GanTrainConfig(steps=steps, batch_size=batch, r1_every=args.r1_every, r1_gamma=args.r1_gamma,
-                                       augment=args.augment, seed=args.seed, precision=args.precision),
+                                       augment=args.augment, seed=args.seed, precision=args.precision,
+                                       g_lr=args.lr or GanTrainConfig.g_lr, d_lr=args.lr or GanTrainConfig.d_lr),
                    n_train=args.train_images or d["n_train"], n_fid=args.fid_samples,
                    data_dir=str(args.data) if args.data else None,
                    checkpoint=str(args.from_checkpoint) if args.from_checkpoint else None)
