@@ -29,7 +29,7 @@ from genstudio.export.gan.checkpoint import load_generator, read_metadata, resto
 from genstudio.export.gan.curves import plot_curves
 from genstudio.export.gan.directions import DIRECTIONS_FILE, fit_directions, save_directions
 from genstudio.export.gan.generator import GanConfig, Generator, MappingGraph, SynthesisGraph
-from genstudio.export.gan.metrics import quality, truncation_sweep
+from genstudio.export.gan.metrics import TRUNCATION_SWEEP, quality
 from genstudio.export.gan.train import GanTrainConfig, GanTrainer, build_models, count_params
 from genstudio.export.onnx_io import ort_session, save_onnx, versions
 from genstudio.runtime.jobs import Progress
@@ -158,8 +158,7 @@ def build_gan(cfg: GanBuild, out_root: Path, *, command: str, docs_dir: Path | N
         pool = SessionPool(SessionConfig(provider="cpu"))
         model = GanModel(check_folder(tmp, "shipped"), pool)
         root = Path(cfg.evaluator_root) if cfg.evaluator_root else Path(out_root)
-        metrics.update(quality(model, root, cfg.n_fid, seed=cfg.train.seed))
-        metrics["truncation_sweep"] = truncation_sweep(model, root, cfg.n_fid, seed=cfg.train.seed)
+        metrics.update(quality(model, root, cfg.n_fid, seed=cfg.train.seed, sweep=TRUNCATION_SWEEP))
         extra = _directions(model, root, pool, cfg, tmp)
     last = {k: float(np.mean(v[-100:])) for k, v in curves["curves"].items() if v}
     metrics["train_last_100_steps"] = last

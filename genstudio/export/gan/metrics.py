@@ -42,24 +42,32 @@ def attribute_frequencies(logits: dict[str, np.ndarray], heads: dict[str, list[s
     return out
 
 
-def quality(model: GanModel, evaluator_root: Path, n: int, *, seed: int = 0, truncation: float = 1.0) -> dict:
-    """FID, precision/recall, attribute frequencies and diversity of n samples; a skip note without an evaluator."""
+def quality(model: GanModel, evaluator_root: Path, n: int, *, seed: int = 0, truncation: float = 1.0,
+            sweep: tuple[float, ...] = ()) -> dict:
+    """FID, precision/recall, attribute frequencies and diversity of n samples; a skip note without an evaluator.
+    With `sweep`, also "truncation_sweep": FID, precision, recall, coverage and diversity of the same n draws of z
+    at each psi in it (truncation pulls w toward w_avg: cleaner faces, less variety), keyed by psi as text."""
     try:
         evaluator = ev.Evaluator.open(Registry([(Path(evaluator_root), "shipped")]), model.dataset, model.pool)
     except LookupError as e:
         return {"fid_skipped": str(e)}
-    images = model.sample(n, seed=seed, truncation=truncation).images
-    out = evaluator.run(images)
     ref = evaluator.reference()
     ref_f = evaluator.reference_features()
-    k = min(len(ref_f), len(out.features))
-    pr = ev.precision_recall(ref_f[:k], out.features[:k], k=5)
-    div_fake, div_real = mean_pairwise_distance(out.features), mean_pairwise_distance(ref_f)
+    div_real = mean_pairwise_distance(ref_f)
+
+    def score(psi: float) -> tuple[ev.EvalOutput, dict, float, float]:
+        """(evaluator output, precision/recall, FID, diversity) of the n samples at truncation psi."""
+        out = evaluator.run(model.sample(n, seed=seed, truncation=psi).images)
+        k = min(len(ref_f), len(out.features))
+        pr = {key: round(float(v), 4) for key, v in ev.precision_recall(ref_f[:k], out.features[:k], k=5).items()}
+        return out, pr, round(evaluator.fid(features=out.features), 3), mean_pairwise_distance(out.features)
+
+    out, pr, fid, div_fake = score(truncation)
     result = {
-        "fid": round(evaluator.fid(features=out.features), 3),
+        "fid": fid,
         "fid_name": f"FID ({evaluator.feature_name} features)",
         "fid_train_vs_test_floor": evaluator.entry.manifest.metrics.get("fid_train_vs_test"),
-        "precision_recall": {key: round(float(v), 4) for key, v in pr.items()},
+        "precision_recall": pr,
         "diversity": {"mean_pairwise_feature_distance": round(div_fake, 4),
                       "reference_mean_pairwise_feature_distance": round(div_real, 4),
                       "ratio": round(div_fake / max(div_real, 1e-12), 4),
@@ -71,17 +79,10 @@ def quality(model: GanModel, evaluator_root: Path, n: int, *, seed: int = 0, tru
     }
     if "labels" in ref:
         result["attribute_frequencies"] = attribute_frequencies(out.logits, evaluator.heads, ref["labels"])
+    if sweep:
+        result["truncation_sweep"] = {}
+        for psi in sweep:
+            _, pr, fid, div_fake = score(psi)
+            result["truncation_sweep"][f"{psi:g}"] = {"fid": fid, **pr,
+                                                      "diversity": round(div_fake / max(div_real, 1e-12), 4)}
     return result
-
-
-def truncation_sweep(model: GanModel, evaluator_root: Path, n: int, *, seed: int = 0,
-                     psis: tuple[float, ...] = TRUNCATION_SWEEP) -> dict:
-    """What truncation trades, measured: FID, precision, recall, coverage and diversity of the same n draws of z
-    at each psi (truncation pulls w toward w_avg: cleaner faces, less variety). Keys are psi as text."""
-    out = {}
-    for psi in psis:
-        q = quality(model, evaluator_root, n, seed=seed, truncation=psi)
-        if "fid" not in q:
-            return {"skipped": q.get("fid_skipped", "no evaluator")}
-        out[f"{psi:g}"] = {"fid": q["fid"], **q["precision_recall"], "diversity": q["diversity"]["ratio"]}
-    return out
