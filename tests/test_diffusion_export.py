@@ -355,6 +355,21 @@ def test_text_pretraining_teaches_the_encoder_and_a_resume_keeps_it(tmp_path):
     from safetensors.torch import load_file
 
     assert not any(k.startswith(("heads.", "model.")) for k in load_file(str(tmp_path / "ema.safetensors")))
+    warm = DiffusionRun(DiffusionTrainConfig(steps=7, batch_size=8, text_aux=0.1, text_pretrain=150),
+                        build_model(text, unet, 2), data)
+    encoder = {k: v.clone() for k, v in more.ema.text_encoder.state_dict().items()}
+    ckpt.restore_run(tmp_path / "ema.safetensors", warm)  # a shipped file: raw weights from the EMA, new heads
+    for module in (warm.model, warm.ema):
+        assert all(torch.equal(v, more.ema.state_dict()[k]) for k, v in module.state_dict().items())
+    assert all(torch.equal(v, encoder[k]) for k, v in warm.model.text_encoder.state_dict().items())  # frozen
+    heads = warm.warm_start["heads"]
+    assert warm.warm_start["at_step"] == 5 and heads["frozen_text_encoder"] and heads["steps"] == 300
+    assert heads["accuracy_last_20"]["class"] > 0.9 and warm.pretrain == run.pretrain
+    warm.train()
+    assert warm.step == 7 and len(warm.aux_losses) == 7 and len(warm.losses) == 7
+    again = DiffusionRun(DiffusionTrainConfig(steps=7, batch_size=8, text_aux=0.1), build_model(text, unet, 3), data)
+    ckpt.restore_run(ckpt.save_checkpoint(tmp_path / "warm.safetensors", warm, {}), again)
+    assert again.warm_start == warm.warm_start  # a later stage keeps the record
     with pytest.raises(ValueError, match="name"):  # the objective needs captions that say what they name
         DiffusionRun(cfg, build_model(text, unet, 0), _tiny_data())
 
@@ -608,8 +623,8 @@ def test_checkpoints_resume_and_record_every_stage():
     info = checkpoint_info(resumed)
     assert info["step"] == 9 and info["stages"][-1] == "resume (test)" and len(info["stages"]) == 2
     assert info["seconds"] >= checkpoint_info(ckpt)["seconds"]
-    with pytest.raises(ValueError, match="only the EMA weights"):
-        train_diffusion(cfg, resume=folder / "diffusion.safetensors")
+    warm = train_diffusion(cfg, resume=folder / "diffusion.safetensors")  # a shipped model goes on from its EMA
+    assert warm.step == 9 and warm.warm_start == {"raw_weights_from": "ema", "at_step": 6}
 
 
 @pytest.mark.slow

@@ -265,7 +265,7 @@ def build_diffusion(cfg: DiffusionBuild, out_root: Path, *, command: str,
         tok = Tokenizer.from_str(meta["tokenizer"])
         curves = ckpt.load_curves(src)
         losses, aux_losses = curves.get("loss", []), curves.get("aux_loss", [])
-        pretrain = json.loads(meta.get("pretrain", "{}"))
+        pretrain, warm_start = json.loads(meta.get("pretrain", "{}")), json.loads(meta.get("warm_start", "{}"))
         run = {"step": int(meta["step"]), "seconds": float(meta.get("seconds", 0.0)),
                "from_checkpoint": {"path": str(src), "step": int(meta["step"]),
                                    "stages": json.loads(meta.get("stages", "[]"))}}
@@ -273,7 +273,7 @@ def build_diffusion(cfg: DiffusionBuild, out_root: Path, *, command: str,
     else:
         trained = train_diffusion(cfg, report)
         ema, tok, losses = trained.ema, trained.data.tokenizer, trained.losses
-        aux_losses, pretrain = trained.aux_losses, trained.pretrain
+        aux_losses, pretrain, warm_start = trained.aux_losses, trained.pretrain, trained.warm_start
         run = {"step": trained.step, "seconds": round(trained.seconds, 1)}
         full = ckpt.save_checkpoint(tmp / "training.safetensors", trained, _meta(cfg, tok, [command] if command else []))
         ckpt.save_ema_only(full, tmp / CHECKPOINT_FILE)
@@ -307,6 +307,8 @@ def build_diffusion(cfg: DiffusionBuild, out_root: Path, *, command: str,
                          f", plus {cfg.train.text_aux:g} x the text encoder's attribute cross-entropy")}
     if pretrain:
         metrics["text_pretrain"] = pretrain
+    if warm_start:
+        metrics["warm_start"] = warm_start
     if aux_losses:
         metrics["text_aux_last_100_steps"] = float(np.mean(aux_losses[-100:]))
     seconds = {"train": run["seconds"], "export": round(time.perf_counter() - started, 1),

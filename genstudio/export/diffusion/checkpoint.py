@@ -5,7 +5,8 @@
     tok = Tokenizer.from_str(meta["tokenizer"])
 
 One file holds everything an export or a resume needs; no pickles, no optimizer state (a resumed run warms
-AdamW up again).
+AdamW up again). A shipped model's file (EMA weights only) resumes too: the raw weights start from the EMA ones
+and new attribute heads are fitted to the frozen text encoder (`warm_start` in the metadata says so).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ def save_checkpoint(path: Path, run: DiffusionRun, meta: dict[str, str]) -> Path
             "ema_from": str(run.ema_from), "train": json.dumps(run.config.to_dict()), **meta}
     if run.pretrain:
         meta["pretrain"] = json.dumps(run.pretrain)
+    if run.warm_start:
+        meta["warm_start"] = json.dumps(run.warm_start)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
@@ -117,11 +120,9 @@ def restore_run(path: Path, run: DiffusionRun) -> dict[str, str]:
 
     meta = read_metadata(path)
     everything = load_file(str(path))  # read once: raw and EMA weights, heads, curves
-    raw = _prefixed(everything, "model")
-    if not raw:
-        raise ValueError(f"{path} holds only the EMA weights (a shipped model's checkpoint); resume from the file "
-                         "that --checkpoint-to wrote")
-    for module, tensors in ((run.model, raw), (run.ema, _prefixed(everything, "ema"))):
+    ema = _prefixed(everything, "ema")
+    raw = _prefixed(everything, "model") or ema  # a shipped model's file: the run goes on from its EMA weights
+    for module, tensors in ((run.model, raw), (run.ema, ema)):
         missing, unexpected = module.load_state_dict(tensors, strict=False)
         bad = unexpected + [k for k in missing if not k.startswith(NEW_MODULES)]
         if bad:
@@ -129,9 +130,15 @@ def restore_run(path: Path, run: DiffusionRun) -> dict[str, str]:
     curves = _curves(everything)
     run.resume(int(meta["step"]), float(meta.get("seconds", 0.0)), curves.get("loss", []))
     run.ema_from = int(meta.get("ema_from", 0))
-    heads = _prefixed(everything, "heads")
-    if run.heads is not None and heads:
-        run.heads.load_state_dict(heads)
-        run.aux_losses = curves["aux_loss"]
+    heads, refit = _prefixed(everything, "heads"), {}
+    if run.heads is not None:
         run.pretrain = json.loads(meta.get("pretrain", "{}"))
+        run.aux_losses = curves.get("aux_loss", [])
+        if heads:
+            run.heads.load_state_dict(heads)
+        elif run.pretrain:  # a shipped model's file keeps no heads: fit new ones to the trained text encoder
+            refit = run.fit_heads()
+    run.warm_start = json.loads(meta.get("warm_start", "{}"))  # an earlier stage's, carried on
+    if raw is ema:
+        run.warm_start = {"raw_weights_from": "ema", "at_step": run.step, **({"heads": refit} if refit else {})}
     return meta

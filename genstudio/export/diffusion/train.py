@@ -269,6 +269,7 @@ class DiffusionRun:
         self.trainer.add_callback("on_batch_end", lambda t: self._update_ema())
         self.seconds_before = 0.0  # training seconds of earlier stages (a resumed run)
         self.ema_from = 0  # the step the EMA started from (reset_ema); its warm-up counts from there
+        self.warm_start: dict = {}  # set when a resume started the raw weights from a shipped file's EMA ones
 
     def _eps_loss(self, model: DiffusionModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         pred = model(batch["input_ids"], batch["x_t"], batch["t"])
@@ -288,6 +289,16 @@ class DiffusionRun:
     def pretrain_text(self, steps: int, batch_size: int = 64, lr: float = 2e-3) -> dict:
         """`steps` AdamW steps of the attribute loss alone on the text encoder (the UNet untouched), on captions
         of random training images; the EMA text encoder then takes these weights. Returns a summary."""
+        self.pretrain = {**self._fit_attributes(steps, batch_size, lr, encoder=True), "at_step": self.step}
+        return self.pretrain
+
+    def fit_heads(self, steps: int = 300, batch_size: int = 64, lr: float = 2e-3) -> dict:
+        """Fit new attribute heads to the text encoder as it is (frozen), so that text_aux goes on pulling the
+        same way after a resume from a file without heads. Returns a summary."""
+        return {**self._fit_attributes(steps, batch_size, lr, encoder=False), "frozen_text_encoder": True}
+
+    def _fit_attributes(self, steps: int, batch_size: int, lr: float, encoder: bool) -> dict:
+        """AdamW steps of the attribute loss on the heads, and on the text encoder when `encoder`."""
         assert self.heads is not None and self.data.named is not None
         heads, named, data = self.heads, self.data.named, self.data
         rng = np.random.default_rng(step_seed(self.config.seed, 10**9 + self.step))
@@ -297,24 +308,29 @@ class DiffusionRun:
             texts, targets = named.draw(rng.integers(0, len(data), batch_size), rng)
             return torch.from_numpy(encode(data.tokenizer, texts, data.max_length)), torch.from_numpy(targets)
 
-        def loss(text: nn.ModuleList, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        encoder_module = self.model.text_encoder
+
+        def loss(trained: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
             ids, targets = batch
-            logits = heads(text[0](ids))
+            with torch.set_grad_enabled(encoder):
+                hidden = encoder_module(ids)
+            logits = heads(hidden)
             if trainer.step >= steps - 20:
                 recent.append(heads.accuracy(logits, targets))
             return heads.loss(logits, targets)
 
+        trained = nn.ModuleList([encoder_module, heads]) if encoder else heads
         trainer = _PretrainTrainer(TrainerConfig(steps=steps, batch_size=batch_size, lr=lr, weight_decay=0.01,
                                                  warmup=50, min_lr_ratio=0.1, grad_clip=0.0),
-                                   nn.ModuleList([self.model.text_encoder, heads]), loss, batches)
+                                   trained, loss, batches)
         trainer.run()
-        self.ema.text_encoder.load_state_dict(self.model.text_encoder.state_dict())
+        if encoder:
+            self.ema.text_encoder.load_state_dict(encoder_module.state_dict())
         per_attr = {key: round(float(np.mean([a[k] for a in recent if a[k] is not None])), 4)
                     for k, key in enumerate(named.keys) if any(a[k] is not None for a in recent)}
-        self.pretrain = {"steps": steps, "batch_size": batch_size, "seconds": round(trainer.elapsed, 1),
-                         "loss_last_20": round(float(np.mean(trainer.losses[-20:])), 4) if trainer.losses else None,
-                         "accuracy_last_20": per_attr, "at_step": self.step}
-        return self.pretrain
+        return {"steps": steps, "batch_size": batch_size, "seconds": round(trainer.elapsed, 1),
+                "loss_last_20": round(float(np.mean(trainer.losses[-20:])), 4) if trainer.losses else None,
+                "accuracy_last_20": per_attr}
 
     # the Trainer's state, read through
     @property
