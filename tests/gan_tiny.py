@@ -53,8 +53,8 @@ def tiny_gan_with_directions(dest: Path) -> Path:
         {"path": "directions.npy", "role": "directions"}]
     data["extra"]["directions"] = [
         {"name": "first axis", "head": "class", "positive": ["Bag"], "index": 0, "scale": 1.0,
-         "boundary_accuracy": 0.9},
+         "boundary_accuracy": 0.9, "edit_success": {"into_at_plus_2": 0.5, "out_of_at_minus_2": 0.75}},
         {"name": "second axis", "head": "class", "positive": ["Dress"], "index": 1, "scale": 2.0,
-         "boundary_accuracy": 0.8}]
+         "boundary_accuracy": 0.8, "edit_success": {}}]
     (folder / "model.json").write_text(json.dumps(data, indent=2))
     return root

@@ -87,6 +87,9 @@ def test_selecting_editing_and_saving_a_face(tab, qtbot, tmp_path):
     tab.grid.selected.emit(5)
     assert tab.selected is tab.faces[5] and tab.grid.marks["A"] == 5
     assert list(tab.sliders.sliders) == ["first axis", "second axis"]
+    assert tab.sliders.sliders["first axis"].toolTip().startswith(  # what the export measured for the slider
+        "at +2, 50% of faces without it gain it; at -2, 75% of faces with it lose it")
+    assert tab.sliders.sliders["second axis"].toolTip() == ""
     before = tab.face_w(tab.selected).copy()
     rendered: list[float] = []
     tab.face_rendered.connect(rendered.append)

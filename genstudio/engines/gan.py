@@ -5,13 +5,13 @@
     images = gan.synthesize(gan.truncate(w, 0.5))      # float32 in [0, 1]
     strip = gan.morph(z_a, z_b, steps=10)              # slerp in z, then map, truncate and render
     near = gan.variations(z, n=8, strength=0.3, seed=1)
-    w2 = gan.edit(w, {"smile": 1.5, "glasses": -1.0})   # move along attribute directions, in sd units
+    w2 = gan.edit(w, {"smile": 1.5, "glasses": -1.0})   # move along attribute directions, in their own units
 
 A style-based model ships mapping.onnx (z -> w) and synthesis.onnx (w -> image) and the mean latent
 w_avg.npy; truncation is w_avg + psi * (w - w_avg) (StyleGAN, https://arxiv.org/abs/1812.04948, section
 2.3), so psi = 0 renders the mean face. Attribute directions (directions.npy, described in model.json
-extra["directions"]) are unit vectors in W fitted by the export pipeline; one slider unit is the
-standard deviation of the latents along the direction. Long work is a generator (`sample_job`). numpy + ONNX Runtime only.
+extra["directions"]) are unit vectors in W fitted by the export pipeline; one slider unit is each one's
+`scale` (for the shipped models, the distance from a typical face without the attribute to one with it). Long work is a generator (`sample_job`). numpy + ONNX Runtime only.
 """
 
 from __future__ import annotations

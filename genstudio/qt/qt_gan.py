@@ -59,6 +59,15 @@ def to_rgb(images: np.ndarray) -> np.ndarray:
     return np.repeat(u8, 3, axis=-1) if u8.shape[-1] == 1 else u8
 
 
+def _direction_tip(info: dict) -> str:
+    """A slider's tooltip: how often its edits change the attribute, as the export measured them."""
+    edit = info.get("edit_success") or {}
+    parts = [f"at +2, {edit['into_at_plus_2']:.0%} of faces without it gain it" if "into_at_plus_2" in edit else "",
+             f"at -2, {edit['out_of_at_minus_2']:.0%} of faces with it lose it" if "out_of_at_minus_2" in edit else ""]
+    said = "; ".join(p for p in parts if p)
+    return f"{said} (held-out samples, read by the evaluator)" if said else ""
+
+
 def grid_job(model: GanModel, n: int, seed: int, psi: float):
     t0 = time.perf_counter()
     z = seeded_z(n, model.z_dim, seed)
@@ -280,8 +289,7 @@ class QtGanTab(QWidget):
         self.strength.setValue(int(round(100 * float(d.get("variation_strength", 0.3)))))
         directions = self.model.directions
         info = {x["name"]: x for x in self.model.extra.get("directions", [])}
-        tips = {n: (f"boundary accuracy {info[n].get('boundary_accuracy', 0):.0%} on held-out samples; one unit is "
-                    f"one standard deviation of the latents along it") for n in directions if n in info}
+        tips = {n: _direction_tip(info[n]) for n in directions if n in info}
         self.sliders.set_directions(list(directions), tips)
         self.edit_note.setText("Drag to edit the selected face." if directions else
                                "This model ships no attribute directions.")

@@ -10,8 +10,8 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QMenu, QPushButton, QSizePoli
 from genstudio.qt.qt_images import rgb_to_qimage
 
 MARK_COLOURS = {"A": QColor("#0969da"), "B": QColor("#bf3989")}
-EDIT_RANGE = 4.0  # attribute sliders span -4 .. 4 units (standard deviations of the latents along the direction)
-EDIT_STEPS = 160
+EDIT_RANGE = 3.0  # sliders span -3 .. 3 units (for the shipped models, one unit: a face without the attribute to one with it)
+EDIT_STEPS = 120
 
 
 class QtFaceGrid(QWidget):
@@ -155,6 +155,7 @@ class QtDirectionSliders(QWidget):
             title = QLabel(name)
             title.setToolTip((tooltips or {}).get(name, ""))
             s = QSlider(Qt.Orientation.Horizontal)
+            s.setToolTip(title.toolTip())
             s.setRange(-EDIT_STEPS // 2, EDIT_STEPS // 2)
             s.setAccessibleName(f"{name} direction")
             s.valueChanged.connect(lambda value, n=name: self._moved(n, value))
