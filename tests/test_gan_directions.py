@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from genstudio.engines.gan import GanModel, seeded_z
-from genstudio.export.gan.directions import MIN_EDIT_SUCCESS, balanced_accuracy, fit_boundary, mean_difference
+from genstudio.export.gan.directions import (
+    MIN_EDIT_SUCCESS,
+    attribute_effect,
+    balanced_accuracy,
+    fit_boundary,
+)
 from genstudio.runtime.registry import check_folder
 from genstudio.runtime.sessions import SessionConfig, SessionPool
 
@@ -24,17 +29,21 @@ def test_fit_boundary_recovers_a_known_hyperplane():
     assert balanced_accuracy(x[3000:] @ a + b, y[3000:]) > 0.95
 
 
-def test_the_mean_difference_points_where_the_attribute_moves_the_cloud():
-    """A cloud that varies a lot along one axis and little along another, shifted by the attribute along both: the
-    slider's direction is the shift itself; the logistic boundary's normal leans on the quiet axis instead."""
+def test_the_attribute_effect_holds_the_other_attributes_fixed():
+    """w shifted by the attribute (along axis 0) and by a second attribute that the samples pair with it (axis 2):
+    the plain mean difference drags axis 2 along, the effect with the other attribute held fixed does not."""
     rng = np.random.default_rng(0)
-    y = (rng.random(6000) < 0.3).astype(float)
-    shift = np.array([2.0, 0.3, 0.0])
-    x = rng.standard_normal((6000, 3)) * np.array([3.0, 0.1, 1.0]) + y[:, None] * shift
-    unit, length = mean_difference(x, y)
-    assert unit @ shift / np.linalg.norm(shift) > 0.99 and length == pytest.approx(np.linalg.norm(shift), rel=0.1)
-    a, _ = fit_boundary(x, y, steps=800)
-    assert abs(a[1]) > abs(a[0])  # the normal follows the axis where the classes separate best, not the shift
+    y = rng.random(8000) < 0.3
+    other = np.where(y, rng.random(8000) < 0.8, rng.random(8000) < 0.2).astype(int)  # paired with y
+    x = rng.standard_normal((8000, 3)) * np.array([3.0, 0.1, 1.0])
+    x[:, 0] += 2.0 * y
+    x[:, 2] += 3.0 * other
+    plain, _ = attribute_effect(x, y.astype(float))
+    unit, length = attribute_effect(x, y.astype(float), [np.eye(2)[other]])
+    assert abs(plain[2]) > 0.5  # the mean difference is mostly the paired attribute
+    assert unit[0] > 0.99 and length == pytest.approx(2.0, rel=0.1)
+    a, _ = fit_boundary(x, y.astype(float), steps=800)
+    assert abs(a[0]) < 0.5 * np.linalg.norm(a)  # the logistic normal leans on the paired attribute's axis too
 
 
 def test_balanced_accuracy_weighs_both_classes():
@@ -51,8 +60,10 @@ def test_build_records_directions_or_why_not():
     kept, dropped = m["extra"].get("directions", []), m["extra"].get("directions_dropped", [])
     assert len(kept) + len(dropped) == 5  # the Fashion-MNIST table; a 4-step GAN may have none worth keeping
     assert all(d["note"] for d in dropped)
-    assert "InterFaceGAN" in m["extra"]["directions_method"] and "mean of w" in m["extra"]["directions_method"]
+    assert "InterFaceGAN" in m["extra"]["directions_method"] and "held fixed" in m["extra"]["directions_method"]
     assert all(d["edit_success"]["into_at_plus_2"] >= MIN_EDIT_SUCCESS for d in kept)
+    assert all("into_at_plus_2" not in d["edit_success"] or d["edit_success"]["into_at_plus_2"] < MIN_EDIT_SUCCESS
+               for d in dropped)
     assert all("boundary_edit_success" in d and d["scale"] > 0 for d in kept)
     if kept:
         vectors = np.load(tiny_gan_folder() / "directions.npy")

@@ -178,10 +178,11 @@ def _directions(model: GanModel, evaluator_root: Path, pool: SessionPool, cfg: G
     vectors, found = fit_directions(model, evaluator, n=cfg.n_directions, seed=cfg.train.seed)
     return {**save_directions(vectors, found, folder),
             "directions_method": (f"{cfg.n_directions} draws labelled by {evaluator.entry.name}; per attribute, "
-                                  "the mean of w with it minus the mean without it (80% of the draws), one slider "
-                                  "unit = its length; InterFaceGAN's balanced logistic boundary on the same draws "
-                                  "for comparison (accuracy on the other 20%); edits checked on 256 held-out draws "
-                                  f"at +-2 units, kept when at least {MIN_EDIT_SUCCESS:.0%} gain the attribute")}
+                                  "its effect on w with the other heads' labels held fixed (least squares on 80% "
+                                  "of the draws), one slider unit = its length; InterFaceGAN's balanced logistic "
+                                  "boundary on the same draws for comparison (accuracy on the other 20%); edits "
+                                  "checked on 256 held-out draws at +-2 units, kept when at least "
+                                  f"{MIN_EDIT_SUCCESS:.0%} gain the attribute")}
 
 
 def _shapes(path: Path) -> dict[str, tuple[int, ...]]:

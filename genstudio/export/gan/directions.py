@@ -1,21 +1,22 @@
-"""Semantic directions in W: label samples with the evaluator, then move along the attribute's mean difference.
+"""Semantic directions in W: label samples with the evaluator, then move along the attribute's own effect on w.
 
     found = fit_directions(GanModel(entry, pool), evaluator, n=20_000, seed=0)
     save_directions(found, folder)        # directions.npy (K, w_dim) unit vectors; the rest goes in model.json
 
 For every direction in DIRECTIONS[dataset]: draw n latents, map them to w (no truncation), render, and let the
-evaluator's head predict the attribute. On 80% of the draws, InterFaceGAN's balanced logistic boundary
-"attribute in `positive`" is fitted on w (its accuracy on the other 20% says how linearly the attribute sits in
-W), and the mean of w over the draws with the attribute minus the mean over those without is taken. The slider
-moves along that mean difference, and one unit is its length: +1 takes a typical face without the attribute to
-where a typical face with it lies. The boundary's normal is the other candidate; in this W it edits worse
-(docs/gan.md), because the logistic fit leans on directions in which w barely varies and the generator barely
-responds. Each direction is checked the way a user would: move held-out faces by +2 units and count how often
-the evaluator's prediction flips into `positive` (and -2 units out of it), for the mean difference and, for
-comparison, for the boundary's normal (2 standard deviations of w along it). A direction ships when at least
-MIN_EDIT_SUCCESS of the faces without the attribute gain it at +2.
-Shen et al., "Interpreting the Latent Space of GANs for Semantic Face Editing" (https://arxiv.org/abs/1907.10786);
-the mean-difference "attribute vector": Larsen et al., "Autoencoding beyond pixels" (https://arxiv.org/abs/1512.09300).
+evaluator label every head. On 80% of the draws:
+- InterFaceGAN's balanced logistic boundary "attribute in `positive`" is fitted on w; its accuracy on the other
+  20% says how linearly the attribute sits in W;
+- the attribute's effect on w is fitted by least squares, w ~ y b + (one-hot labels of every other head) C + c:
+  b is how far w lies from where it would without the attribute, the other attributes held fixed.
+The slider moves along b, and one unit is its length. The plain mean difference (w with the attribute minus w
+without) edits more but drags along whatever the samples pair with the attribute (skin, backdrop); the
+boundary's normal keeps the rest but barely edits, because the logistic fit leans on directions in which w
+hardly varies (docs/gan.md compares the three). Each direction is checked the way a user would: move held-out
+faces by +2 units and count how often the evaluator's label flips into `positive` (-2 units: out of it), and
+how many of the other heads' labels stay; the boundary's normal is checked the same way (2 standard deviations
+of w along it). A direction ships when at least MIN_EDIT_SUCCESS of the faces without the attribute gain it.
+Shen et al., "Interpreting the Latent Space of GANs for Semantic Face Editing" (https://arxiv.org/abs/1907.10786).
 """
 
 from __future__ import annotations
@@ -69,10 +70,11 @@ class Direction:
     head: str  # the evaluator head that labelled it
     positive: list[str]  # the head's values on the positive side
     index: int = -1  # row in directions.npy (-1: dropped)
-    scale: float = 0.0  # length of the mean difference: one slider unit
+    scale: float = 0.0  # length of the attribute's effect on w: one slider unit
     boundary_accuracy: float = 0.0  # balanced accuracy of InterFaceGAN's logistic boundary on held-out draws
     positives: float = 0.0  # share of draws labelled positive
-    edit_success: dict[str, float] = field(default_factory=dict)  # flips into / out of positive at +-2 units
+    edit_success: dict[str, float] = field(default_factory=dict)  # flips into / out of positive at +-2 units,
+    # and the share of the other heads' labels that a +2 edit leaves as they were
     boundary_edit_success: dict[str, float] = field(default_factory=dict)  # the same along the boundary's normal
     note: str = ""
 
@@ -100,11 +102,14 @@ def fit_boundary(x: np.ndarray, y: np.ndarray, steps: int = 400, lr: float = 0.5
     return a_raw, float(b - (mu * a_raw).sum())
 
 
-def mean_difference(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
-    """(unit vector, length) of the mean of x where y > 0 minus the mean where it is not."""
-    diff = x[y > 0].mean(0) - x[y <= 0].mean(0)
-    length = float(np.linalg.norm(diff))
-    return (diff / max(length, 1e-12)).astype(np.float32), length
+def attribute_effect(x: np.ndarray, y: np.ndarray, others: list[np.ndarray] = ()) -> tuple[np.ndarray, float]:
+    """(unit vector, length) of b in the least-squares fit x ~ y b + sum_k others[k] C_k + c: the attribute's
+    effect on x with the other attributes (one-hot label matrices) held fixed. Without others, the mean of x where
+    y > 0 minus the mean where it is not."""
+    columns = [(y > 0).astype(np.float64)[:, None], *[o[:, 1:] for o in others], np.ones((len(x), 1))]
+    coef = np.linalg.lstsq(np.concatenate(columns, axis=1), x.astype(np.float64), rcond=None)[0]
+    length = float(np.linalg.norm(coef[0]))
+    return (coef[0] / max(length, 1e-12)).astype(np.float32), length
 
 
 def balanced_accuracy(score: np.ndarray, y: np.ndarray) -> float:
@@ -142,11 +147,13 @@ def fit_directions(model: GanModel, evaluator: ev.Evaluator, n: int = 20_000, se
         seen = w[:cut].astype(np.float64)
         a, b = fit_boundary(seen, y[:cut])
         d.boundary_accuracy = balanced_accuracy(w[cut:] @ a + b, y[cut:])
-        unit, d.scale = mean_difference(seen, y[:cut])
-        check_w, check_y = w[cut:cut + n_check], y[cut:cut + n_check]
-        d.edit_success = _edit_success(model, evaluator, check_w, check_y, unit * d.scale, head, ids)
+        others = [np.eye(len(evaluator.heads[h]))[preds[h][:cut]] for h in evaluator.heads if h != head]
+        unit, d.scale = attribute_effect(seen, y[:cut], others)
+        check = slice(cut, cut + n_check)
+        labels = {h: p[check] for h, p in preds.items()}
+        d.edit_success = _edit_success(model, evaluator, w[check], labels, unit * d.scale, head, ids)
         normal = (a / np.linalg.norm(a)).astype(np.float32)
-        d.boundary_edit_success = _edit_success(model, evaluator, check_w, check_y,
+        d.boundary_edit_success = _edit_success(model, evaluator, w[check], labels,
                                                 normal * float((w @ normal).std()), head, ids)
         gained = d.edit_success.get("into_at_plus_2", 0.0)
         if gained < MIN_EDIT_SUCCESS:
@@ -157,18 +164,23 @@ def fit_directions(model: GanModel, evaluator: ev.Evaluator, n: int = 20_000, se
     return (np.stack(kept) if kept else np.zeros((0, model.w_dim), np.float32)), found
 
 
-def _edit_success(model: GanModel, evaluator: ev.Evaluator, w: np.ndarray, y: np.ndarray, step: np.ndarray,
-                  head: str, ids: list[int]) -> dict[str, float]:
-    """Of held-out faces not positive, the share that the evaluator calls positive after w + 2 step; of positive
-    ones, the share no longer positive after w - 2 step."""
+def _edit_success(model: GanModel, evaluator: ev.Evaluator, w: np.ndarray, labels: dict[str, np.ndarray],
+                  step: np.ndarray, head: str, ids: list[int]) -> dict[str, float]:
+    """Of held-out faces not positive, the share that the evaluator calls positive after w + 2 step, and the share
+    of their other heads' labels left as they were; of positive ones, the share no longer positive after -2 step."""
     out: dict[str, float] = {}
-    for key, count, mask, sign in (("into_at_plus_2", "n_negative", y <= 0, 2.0),
-                                   ("out_of_at_minus_2", "n_positive", y > 0, -2.0)):
+    positive = np.isin(labels[head], ids)
+    for key, count, mask, sign in (("into_at_plus_2", "n_negative", ~positive, 2.0),
+                                   ("out_of_at_minus_2", "n_positive", positive, -2.0)):
         if not mask.any():
             continue
-        hit = np.isin(evaluator.run(model.synthesize(w[mask] + sign * step[None])).predictions()[head], ids)
+        edited = evaluator.run(model.synthesize(w[mask] + sign * step[None])).predictions()
+        hit = np.isin(edited[head], ids)
         out[key] = round(float(hit.mean() if sign > 0 else (~hit).mean()), 4)
         out[count] = int(mask.sum())
+        rest = [float(np.mean(edited[h] == labels[h][mask])) for h in labels if h != head]
+        if sign > 0 and rest:
+            out["others_kept_at_plus_2"] = round(float(np.mean(rest)), 4)
     return out
 
 
