@@ -155,3 +155,13 @@ def test_no_model_shows_how_to_build_one(qtbot, tmp_path):
     qtbot.addWidget(w)
     assert "genstudio export gan" in w.grid.message and w.is_settled()
     jobs.shutdown()
+
+
+def test_new_directions_leave_no_old_widgets_drawn(tab):
+    """The old rows are hidden at once: their deletion waits for an event loop that a nested one may not run."""
+    from PySide6.QtWidgets import QApplication, QWidget
+
+    tab.sliders.set_directions(["only"])
+    QApplication.processEvents()  # shows the new rows; deleteLater's events wait for an event loop
+    shown = [w for w in tab.sliders.findChildren(QWidget) if not w.isHidden()]
+    assert len(shown) == 4  # the one row: name, slider, value, reset

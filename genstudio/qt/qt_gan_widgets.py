@@ -8,6 +8,7 @@ from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
 from PySide6.QtWidgets import QGridLayout, QLabel, QMenu, QPushButton, QSizePolicy, QSlider, QWidget
 
 from genstudio.qt.qt_images import rgb_to_qimage
+from genstudio.qt.qt_widgets import clear_layout
 
 MARK_COLOURS = {"A": QColor("#0969da"), "B": QColor("#bf3989")}
 EDIT_RANGE = 3.0  # sliders span -3 .. 3 units (for the shipped models, one unit: a face without the attribute to one with it)
@@ -146,10 +147,7 @@ class QtDirectionSliders(QWidget):
         self.values: dict[str, QLabel] = {}
 
     def set_directions(self, names: list[str], tooltips: dict[str, str] | None = None) -> None:
-        while self.grid.count():
-            w = self.grid.takeAt(0).widget()
-            if w is not None:
-                w.deleteLater()
+        clear_layout(self.grid)
         self.sliders, self.values = {}, {}
         for row, name in enumerate(names):
             title = QLabel(name)

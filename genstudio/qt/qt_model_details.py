@@ -24,6 +24,7 @@ from genstudio.qt.qt_widgets import (
     QtCard,
     QtFitTable,
     QtKeyValues,
+    clear_layout,
     label,
     set_role,
     status_icon,
@@ -338,10 +339,7 @@ class QtModelDetails(QScrollArea):
 
     # -- parts -------------------------------------------------------------------------------------
     def _set_pills(self, texts: Sequence[str]) -> None:
-        while self.pills.count():
-            item = self.pills.takeAt(0)
-            if item.widget():
-                item.widget().deleteLater()
+        clear_layout(self.pills)
         for t in texts:
             if t:
                 self.pills.addWidget(label(t, "pill"), 0, Qt.AlignmentFlag.AlignVCenter)

@@ -7,6 +7,8 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QSlider, QWidget
 
+from genstudio.qt.qt_widgets import clear_layout
+
 ACTIVE_KL = 0.01  # nats: a dimension with less mean KL than this carries (almost) no information
 SLIDER_RANGE = 4.0  # sliders span -4 .. 4 (prior standard deviations)
 SLIDER_STEPS = 400
@@ -80,10 +82,7 @@ class QtDimSliders(QWidget):
         self.values: list[QLabel] = []
 
     def set_dims(self, n: int, kl: np.ndarray | None = None) -> None:
-        while self.grid.count():
-            w = self.grid.takeAt(0).widget()
-            if w is not None:
-                w.deleteLater()
+        clear_layout(self.grid)
         self.sliders, self.values = [], []
         for i in range(n):
             active = kl is None or i >= len(kl) or kl[i] > ACTIVE_KL

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QHeaderView,
     QLabel,
+    QLayout,
     QSizePolicy,
     QStyledItemDelegate,
     QStyleOptionViewItem,
@@ -38,6 +39,17 @@ def label(text: str = "", role: str | None = None, *, selectable: bool = False, 
         w.setCursor(Qt.CursorShape.IBeamCursor)
     w.setWordWrap(wrap)
     return w
+
+
+def clear_layout(layout: QLayout) -> None:
+    """Take every widget out of `layout` and delete it. Each is hidden at once: deleteLater waits for the event
+    loop, and a nested loop (processEvents) may never get to it, leaving the old widget drawn at its default
+    geometry over the new ones."""
+    while layout.count():
+        w = layout.takeAt(0).widget()
+        if w is not None:
+            w.hide()
+            w.deleteLater()
 
 
 def set_role(w: QWidget, role: str) -> None:
@@ -77,10 +89,7 @@ class QtKeyValues(QWidget):
         self._values: dict[str, QLabel] = {}
 
     def set_rows(self, rows: Sequence[tuple[str, str]]) -> None:
-        while self.grid.count():
-            item = self.grid.takeAt(0)
-            if item.widget():
-                item.widget().deleteLater()
+        clear_layout(self.grid)
         self._values = {}
         for i, (key, value) in enumerate(rows):
             k = label(key, "key")
