@@ -11,7 +11,8 @@ A style-based model ships mapping.onnx (z -> w) and synthesis.onnx (w -> image) 
 w_avg.npy; truncation is w_avg + psi * (w - w_avg) (StyleGAN, https://arxiv.org/abs/1812.04948, section
 2.3), so psi = 0 renders the mean face. Attribute directions (directions.npy, described in model.json
 extra["directions"]) are unit vectors in W fitted by the export pipeline; one slider unit is each one's
-`scale` (for the shipped models, the distance from a typical face without the attribute to one with it). Long work is a generator (`sample_job`). numpy + ONNX Runtime only.
+`scale` (for the shipped models, how far the attribute moves w with the others held fixed). Long work is a
+generator (`sample_job`). numpy + ONNX Runtime only.
 """
 
 from __future__ import annotations

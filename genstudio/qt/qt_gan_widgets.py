@@ -11,7 +11,7 @@ from genstudio.qt.qt_images import rgb_to_qimage
 from genstudio.qt.qt_widgets import clear_layout
 
 MARK_COLOURS = {"A": QColor("#0969da"), "B": QColor("#bf3989")}
-EDIT_RANGE = 3.0  # sliders span -3 .. 3 units (for the shipped models, one unit: a face without the attribute to one with it)
+EDIT_RANGE = 3.0  # sliders span -3 .. 3 units (a direction's `scale` each: how far its attribute moves w)
 EDIT_STEPS = 120
 
 

@@ -310,7 +310,7 @@ class DiffusionRun:
 
         encoder_module = self.model.text_encoder
 
-        def loss(trained: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        def loss(_: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
             ids, targets = batch
             with torch.set_grad_enabled(encoder):
                 hidden = encoder_module(ids)

@@ -21,6 +21,7 @@ Shen et al., "Interpreting the Latent Space of GANs for Semantic Face Editing" (
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -102,7 +103,7 @@ def fit_boundary(x: np.ndarray, y: np.ndarray, steps: int = 400, lr: float = 0.5
     return a_raw, float(b - (mu * a_raw).sum())
 
 
-def attribute_effect(x: np.ndarray, y: np.ndarray, others: list[np.ndarray] = ()) -> tuple[np.ndarray, float]:
+def attribute_effect(x: np.ndarray, y: np.ndarray, others: Sequence[np.ndarray] = ()) -> tuple[np.ndarray, float]:
     """(unit vector, length) of b in the least-squares fit x ~ y b + sum_k others[k] C_k + c: the attribute's
     effect on x with the other attributes (one-hot label matrices) held fixed. Without others, the mean of x where
     y > 0 minus the mean where it is not."""
@@ -128,6 +129,8 @@ def fit_directions(model: GanModel, evaluator: ev.Evaluator, n: int = 20_000, se
     out = evaluator.run(model.synthesize(w))
     preds = out.predictions()
     cut = int(0.8 * n)
+    onehots = {h: np.eye(len(values))[preds[h][:cut]] for h, values in evaluator.heads.items()}  # the fits' labels
+    labels = {h: p[cut:cut + n_check] for h, p in preds.items()}  # the edit checks' faces
     kept: list[np.ndarray] = []
     found: list[Direction] = []
     for name, (head, positive) in table.items():
@@ -147,13 +150,11 @@ def fit_directions(model: GanModel, evaluator: ev.Evaluator, n: int = 20_000, se
         seen = w[:cut].astype(np.float64)
         a, b = fit_boundary(seen, y[:cut])
         d.boundary_accuracy = balanced_accuracy(w[cut:] @ a + b, y[cut:])
-        others = [np.eye(len(evaluator.heads[h]))[preds[h][:cut]] for h in evaluator.heads if h != head]
-        unit, d.scale = attribute_effect(seen, y[:cut], others)
-        check = slice(cut, cut + n_check)
-        labels = {h: p[check] for h, p in preds.items()}
-        d.edit_success = _edit_success(model, evaluator, w[check], labels, unit * d.scale, head, ids)
+        unit, d.scale = attribute_effect(seen, y[:cut], [m for h, m in onehots.items() if h != head])
+        check_w = w[cut:cut + n_check]
+        d.edit_success = _edit_success(model, evaluator, check_w, labels, unit * d.scale, head, ids)
         normal = (a / np.linalg.norm(a)).astype(np.float32)
-        d.boundary_edit_success = _edit_success(model, evaluator, w[check], labels,
+        d.boundary_edit_success = _edit_success(model, evaluator, check_w, labels,
                                                 normal * float((w @ normal).std()), head, ids)
         gained = d.edit_success.get("into_at_plus_2", 0.0)
         if gained < MIN_EDIT_SUCCESS:
@@ -178,8 +179,8 @@ def _edit_success(model: GanModel, evaluator: ev.Evaluator, w: np.ndarray, label
         hit = np.isin(edited[head], ids)
         out[key] = round(float(hit.mean() if sign > 0 else (~hit).mean()), 4)
         out[count] = int(mask.sum())
-        rest = [float(np.mean(edited[h] == labels[h][mask])) for h in labels if h != head]
-        if sign > 0 and rest:
+        rest = [float(np.mean(edited[h] == labels[h][mask])) for h in labels if h != head] if sign > 0 else []
+        if rest:
             out["others_kept_at_plus_2"] = round(float(np.mean(rest)), 4)
     return out
 
