@@ -1,6 +1,6 @@
 """`genstudio generate|export gan`: seeded samples with truncation, and training + export of a style-based GAN.
 
-    genstudio generate gan --model gan-synthfaces --n 16 --seed 0 --truncation 0.7 --out grid.png --npy grid.npy --json
+    genstudio generate gan --model gan-synthfaces --n 16 --seed 0 --truncation 0.85 --out grid.png --npy grid.npy --json
     genstudio export gan --dataset synthfaces --steps 2000
     genstudio export gan --dataset synthfaces --from-checkpoint run/gan.safetensors   # export a finished run
 """

@@ -1,7 +1,7 @@
 """The GAN engine: seeded samples, truncation toward the mean latent, slerp morphs and small variations.
 
     gan = GanModel(registry.get("gan-synthfaces"), pool)
-    batch = gan.sample(16, seed=0, truncation=0.7)     # GanBatch: z (N, z_dim), w (N, w_dim), images (N, C, H, W)
+    batch = gan.sample(16, seed=0, truncation=0.85)     # GanBatch: z (N, z_dim), w (N, w_dim), images (N, C, H, W)
     images = gan.synthesize(gan.truncate(w, 0.5))      # float32 in [0, 1]
     strip = gan.morph(z_a, z_b, steps=10)              # slerp in z, then map, truncate and render
     near = gan.variations(z, n=8, strength=0.3, seed=1)

@@ -139,7 +139,7 @@ class QtGanTab(QWidget):
         self.psi.setRange(0, 100)
         self.psi.setMinimumWidth(160)
         self.psi.setToolTip("truncation ψ: 1 samples the whole distribution, 0 gives the mean face")
-        self.psi_label = label("ψ 0.70", "muted")
+        self.psi_label = label("ψ 0.85", "muted")
         self.save_grid = QPushButton("Save grid…")
         top = QHBoxLayout()
         for w in (label("Model"), self.model_box, label("Faces"), self.size_box, label("Seed"), self.seed,
@@ -282,7 +282,7 @@ class QtGanTab(QWidget):
             return
         d = self.model.entry.manifest.defaults
         self.psi.blockSignals(True)
-        self.psi.setValue(int(round(100 * float(d.get("truncation", 0.7)))))
+        self.psi.setValue(int(round(100 * float(d.get("truncation", 0.85)))))
         self.psi.blockSignals(False)
         self.psi_label.setText(f"ψ {self.truncation:.2f}")
         self.steps.setValue(int(d.get("morph_steps", 10)))
