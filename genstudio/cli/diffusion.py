@@ -66,7 +66,9 @@ def register(groups) -> None:
                    help="while training, write a checkpoint here every --checkpoint-every steps")
     p.add_argument("--checkpoint-every", type=int, default=500, metavar="N", help="(default 500)")
     p.add_argument("--resume", type=Path, metavar="FILE",
-                   help="with --checkpoint-to: continue the run in this checkpoint (same architecture) to --steps")
+                   help="with --checkpoint-to: continue the run in this checkpoint to --steps: the same "
+                        "architecture, or with --widths a whole factor wider at every level (Net2Net: the wider "
+                        "UNet starts out computing the same)")
     p.add_argument("--reset-ema", action="store_true",
                    help="with --resume: start the EMA weights (what ships) again from the resumed raw weights; "
                         "for a stage that changes the task, such as --size")

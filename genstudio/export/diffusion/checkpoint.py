@@ -19,6 +19,7 @@ import torch
 from genstudio.export.diffusion.text_encoder import TextConfig
 from genstudio.export.diffusion.train import DiffusionModel, DiffusionRun
 from genstudio.export.diffusion.unet import UNetConfig
+from genstudio.export.diffusion.widen import factor_between, widen_unet
 
 FORMAT, VERSION = "genstudio-diffusion", "1"
 
@@ -113,15 +114,31 @@ def load_model(path: Path, which: str = "ema") -> tuple[DiffusionModel, dict[str
 NEW_MODULES = ("unet.text_mlp.",)  # added since the first runs; a resumed older run starts them at their init
 
 
+def _widened(tensors: dict[str, torch.Tensor], cfg: UNetConfig, factor: int) -> dict[str, torch.Tensor]:
+    """A DiffusionModel state dict with its UNet widened `factor` times (widen.widen_unet), the rest as it was."""
+    state, _ = widen_unet(_prefixed(tensors, "unet"), cfg, factor)
+    return {**{k: v for k, v in tensors.items() if not k.startswith("unet.")},
+            **{f"unet.{k}": v for k, v in state.items()}}
+
+
 def restore_run(path: Path, run: DiffusionRun) -> dict[str, str]:
     """Load raw and EMA weights, step, seconds and losses into `run` (same architecture, or an older run's plus
-    the modules in NEW_MODULES, which start at their zero init); returns the metadata."""
+    the modules in NEW_MODULES, which start at their zero init, or a UNet whose every level is a whole factor
+    narrower, widened to the run's by Net2Net so that it starts out computing the same); returns the metadata."""
     from safetensors.torch import load_file
 
     meta = read_metadata(path)
     everything = load_file(str(path))  # read once: raw and EMA weights, heads, curves
     ema = _prefixed(everything, "ema")
     raw = _prefixed(everything, "model") or ema  # a shipped model's file: the run goes on from its EMA weights
+    from_ema, widened = raw is ema, {}
+    old_unet = UNetConfig.from_dict(json.loads(meta["unet"])) if "unet" in meta else run.model.unet.cfg
+    if old_unet.widths != run.model.unet.cfg.widths:
+        factor = factor_between(old_unet, run.model.unet.cfg)
+        ema = _widened(ema, old_unet, factor)
+        raw = ema if from_ema else _widened(raw, old_unet, factor)
+        widened = {"from_widths": list(old_unet.widths), "to_widths": list(run.model.unet.cfg.widths),
+                   "factor": factor, "at_step": int(meta["step"]), "method": "Net2WiderNet (widen.widen_unet)"}
     for module, tensors in ((run.model, raw), (run.ema, ema)):
         missing, unexpected = module.load_state_dict(tensors, strict=False)
         bad = unexpected + [k for k in missing if not k.startswith(NEW_MODULES)]
@@ -139,6 +156,8 @@ def restore_run(path: Path, run: DiffusionRun) -> dict[str, str]:
         elif run.pretrain:  # a shipped model's file keeps no heads: fit new ones to the trained text encoder
             refit = run.fit_heads()
     run.warm_start = json.loads(meta.get("warm_start", "{}"))  # an earlier stage's, carried on
-    if raw is ema:
+    if from_ema:
         run.warm_start = {"raw_weights_from": "ema", "at_step": run.step, **({"heads": refit} if refit else {})}
+    if widened:
+        run.warm_start = {**run.warm_start, "widened": widened}
     return meta
