@@ -131,9 +131,10 @@ def restore_run(path: Path, run: DiffusionRun) -> dict[str, str]:
     everything = load_file(str(path))  # read once: raw and EMA weights, heads, curves
     ema = _prefixed(everything, "ema")
     raw = _prefixed(everything, "model") or ema  # a shipped model's file: the run goes on from its EMA weights
-    from_ema, widened = raw is ema, {}
+    from_ema = raw is ema
+    widened = {}
     old_unet = UNetConfig.from_dict(json.loads(meta["unet"])) if "unet" in meta else run.model.unet.cfg
-    if old_unet.widths != run.model.unet.cfg.widths:
+    if tuple(old_unet.widths) != tuple(run.model.unet.cfg.widths):
         factor = factor_between(old_unet, run.model.unet.cfg)
         ema = _widened(ema, old_unet, factor)
         raw = ema if from_ema else _widened(raw, old_unet, factor)
@@ -155,9 +156,12 @@ def restore_run(path: Path, run: DiffusionRun) -> dict[str, str]:
             run.heads.load_state_dict(heads)
         elif run.pretrain:  # a shipped model's file keeps no heads: fit new ones to the trained text encoder
             refit = run.fit_heads()
-    run.warm_start = json.loads(meta.get("warm_start", "{}"))  # an earlier stage's, carried on
+    carried = json.loads(meta.get("warm_start", "{}"))  # an earlier stage's, carried on
+    run.warm_start = carried
     if from_ema:
-        run.warm_start = {"raw_weights_from": "ema", "at_step": run.step, **({"heads": refit} if refit else {})}
-    if widened:
-        run.warm_start = {**run.warm_start, "widened": widened}
+        run.warm_start = {"raw_weights_from": "ema", "at_step": run.step, **({"heads": refit} if refit else {}),
+                          **({"widened": carried["widened"]} if "widened" in carried else {})}
+    if widened:  # the latest widening, with any earlier one inside it
+        earlier = carried.get("widened")
+        run.warm_start = {**run.warm_start, "widened": {**widened, **({"earlier": earlier} if earlier else {})}}
     return meta

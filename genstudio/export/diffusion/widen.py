@@ -30,35 +30,41 @@ import torch
 
 from genstudio.export.diffusion.unet import UNet, UNetConfig
 
-HEAD_OUT = (".q.weight",)  # query projection: output channels are attention heads
-KV_OUT = (".kv.weight",)  # key and value projections, stacked: output channels are heads, twice
-HEAD_IN = ("_attn.out.weight",)  # attention output projection: input channels are heads
+HEAD_OUT = ".q.weight"  # query projection: output channels are attention heads
+KV_OUT = ".kv.weight"  # key and value projections, stacked: output channels are heads, twice
+HEAD_IN = "_attn.out.weight"  # attention output projection: input channels are heads
 
 
 def widened_config(cfg: UNetConfig, factor: int) -> UNetConfig:
+    """cfg with every level's width times factor."""
     return replace(cfg, widths=tuple(w * factor for w in cfg.widths))
 
 
 def check_widenable(cfg: UNetConfig, factor: int) -> None:
+    """Raise unless the UNet of cfg can be widened `factor` times with its function kept."""
     if factor < 1 or int(factor) != factor:
         raise ValueError(f"the widening factor must be a whole number of at least 1, not {factor}")
-    for level in cfg.attention:
-        if cfg.widths[level] % cfg.head_dim:
-            raise ValueError(f"level {level} has {cfg.widths[level]} channels, not whole heads of {cfg.head_dim}: "
-                             "its attention cannot be copied head by head")
-    if cfg.widths[-1] % cfg.head_dim:  # the middle block always attends
-        raise ValueError(f"the middle block's {cfg.widths[-1]} channels are not whole heads of {cfg.head_dim}")
+    if cfg.widths[0] % 2:
+        raise ValueError(f"the first width ({cfg.widths[0]}) sizes the sinusoidal timestep features; it must be even")
+    last = len(cfg.widths) - 1  # the middle block attends at the last level's width
+    for level, width in enumerate(cfg.widths):
+        if (level in cfg.attention or level == last) and width % cfg.head_dim:
+            raise ValueError(f"level {level} has {width} channels, not whole heads of {cfg.head_dim}: its attention "
+                             "cannot be copied head by head")
 
 
 def factor_between(old: UNetConfig, new: UNetConfig) -> int:
-    """The common factor from old's widths to new's, with everything else the same; raises where there is none."""
-    if len(old.widths) != len(new.widths) or replace(new, widths=old.widths) != old:
+    """The common factor from old's widths to new's, where nothing else that shapes a weight differs; raises
+    where there is none."""
+    old_w, new_w = tuple(old.widths), tuple(new.widths)
+    same_shapes = replace(new, widths=old_w, size=old.size, dropout=old.dropout) == replace(old, widths=old_w)
+    if len(old_w) != len(new_w) or not same_shapes:
         raise ValueError(f"only the widths may change in a widening: {old} -> {new}")
-    factors = {n // o for o, n in zip(old.widths, new.widths, strict=True) if n % o == 0}
-    if len(factors) != 1 or any(n != o * next(iter(factors)) for o, n in zip(old.widths, new.widths, strict=True)):
-        raise ValueError(f"widths {list(old.widths)} -> {list(new.widths)}: every level must grow by the same "
-                         "whole factor (Net2Net keeps the function exactly only then)")
-    return factors.pop()
+    factor = new_w[0] // old_w[0]
+    if factor < 1 or any(n != o * factor for o, n in zip(old_w, new_w, strict=True)):
+        raise ValueError(f"widths {list(old_w)} -> {list(new_w)}: every level must grow by the same whole factor "
+                         "(Net2Net keeps the function exactly only then)")
+    return factor
 
 
 def _copies(n_old: int, factor: int) -> np.ndarray:
@@ -105,13 +111,12 @@ def _split_inputs(w: torch.Tensor, src: np.ndarray, gen: torch.Generator, noise:
     shape = [1, len(src)] + [1] * (w.dim() - 2)
     w = w * torch.tensor(scale, dtype=w.dtype).view(shape)
     if noise and (counts > 1).any():
-        e = torch.randn(w.shape, generator=gen, dtype=w.dtype) * (noise * float(w.std()))
+        copied = torch.tensor(valid & (counts[np.maximum(src, 0)] > 1), dtype=w.dtype).view(shape)
+        e = torch.randn(w.shape, generator=gen, dtype=w.dtype) * (noise * float(w.std())) * copied
         group = torch.tensor(np.maximum(src, 0))
         sums = torch.zeros(w.shape[0], int(counts.size), *w.shape[2:], dtype=w.dtype).index_add_(1, group, e)
         mean = sums / torch.tensor(np.maximum(counts, 1), dtype=w.dtype).view([1, -1] + [1] * (w.dim() - 2))
-        e = (e - mean.index_select(1, group)) * torch.tensor(valid & (counts[np.maximum(src, 0)] > 1),
-                                                             dtype=w.dtype).view(shape)
-        w = w + e
+        w = w + (e - mean.index_select(1, group)) * copied
     return w
 
 
@@ -123,7 +128,8 @@ def widen_unet(state: dict[str, torch.Tensor], cfg: UNetConfig, factor: int, *, 
     new_cfg = widened_config(cfg, factor)
     if factor == 1:
         return {k: v.clone() for k, v in state.items()}, new_cfg
-    shapes = {k: v.shape for k, v in UNet(new_cfg).state_dict().items()}
+    with torch.device("meta"):  # shapes only: no memory, no draws from torch's global generator
+        shapes = {k: v.shape for k, v in UNet(new_cfg).state_dict().items()}
     if set(shapes) != set(state):
         raise ValueError("the state dict does not fit this UNet config: "
                          + ", ".join(sorted(set(shapes) ^ set(state))[:5]))
