@@ -128,7 +128,7 @@ def widen_unet(state: dict[str, torch.Tensor], cfg: UNetConfig, factor: int, *, 
     new_cfg = widened_config(cfg, factor)
     if factor == 1:
         return {k: v.clone() for k, v in state.items()}, new_cfg
-    with torch.device("meta"):  # shapes only: no memory, no draws from torch's global generator
+    with torch.device("meta"):  # shapes only, nothing allocated
         shapes = {k: v.shape for k, v in UNet(new_cfg).state_dict().items()}
     if set(shapes) != set(state):
         raise ValueError("the state dict does not fit this UNet config: "
