@@ -77,7 +77,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise CliError("--n must be at least 1")
     entry = pick_model("gan", args.model)
     model = GanModel(entry, session_pool(args))
-    psi = args.truncation if args.truncation is not None else float(entry.manifest.defaults.get("truncation", 1.0))
+    psi = args.truncation if args.truncation is not None else model.default_truncation
     t0 = time.perf_counter()
     batch = model.sample(args.n, seed=args.seed, truncation=psi)
     seconds = time.perf_counter() - t0

@@ -36,7 +36,7 @@ def bench_gan(*, model: str = MODEL, threads: int = THREADS, runs: int = RUNS, l
     gan = GanModel(entry, SessionPool(SessionConfig(provider="cpu", threads=threads)))
     g, _ = load_generator(entry.path("checkpoint"))
     torch.set_num_threads(threads)
-    psi = float(entry.manifest.defaults.get("truncation", 0.85))
+    psi = gan.default_truncation
     z = seeded_z(16, gan.z_dim, 0)
     w_avg_t = torch.from_numpy(gan.w_avg)
 

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from genstudio.engines.gan import GanModel, is_gan, nearby, seeded_z
+from genstudio.engines.gan import DEFAULT_TRUNCATION, GanModel, is_gan, nearby, seeded_z
 from genstudio.qt.qt_context import StudioContext
 from genstudio.qt.qt_gan_widgets import QtDirectionSliders, QtFaceGrid
 from genstudio.qt.qt_images import QtImageView
@@ -139,7 +139,7 @@ class QtGanTab(QWidget):
         self.psi.setRange(0, 100)
         self.psi.setMinimumWidth(160)
         self.psi.setToolTip("truncation ψ: 1 samples the whole distribution, 0 gives the mean face")
-        self.psi_label = label("ψ 0.85", "muted")
+        self.psi_label = label(f"ψ {DEFAULT_TRUNCATION:.2f}", "muted")
         self.save_grid = QPushButton("Save grid…")
         top = QHBoxLayout()
         for w in (label("Model"), self.model_box, label("Faces"), self.size_box, label("Seed"), self.seed,
@@ -282,7 +282,7 @@ class QtGanTab(QWidget):
             return
         d = self.model.entry.manifest.defaults
         self.psi.blockSignals(True)
-        self.psi.setValue(int(round(100 * float(d.get("truncation", 0.85)))))
+        self.psi.setValue(int(round(100 * self.model.default_truncation)))
         self.psi.blockSignals(False)
         self.psi_label.setText(f"ψ {self.truncation:.2f}")
         self.steps.setValue(int(d.get("morph_steps", 10)))

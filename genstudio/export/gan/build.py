@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from genstudio.engines import evaluate as ev
-from genstudio.engines.gan import GanModel, seeded_z
+from genstudio.engines.gan import DEFAULT_TRUNCATION, GanModel, seeded_z
 from genstudio.export.artifacts import publish, staging_folder
 from genstudio.export.data import image_sets
 from genstudio.export.gan.checkpoint import load_generator, read_metadata, restore_trainer, save_checkpoint
@@ -39,9 +39,6 @@ from genstudio.runtime.sessions import SessionConfig, SessionPool
 
 MAPPING_FILE, SYNTHESIS_FILE, MEAN_FILE = "mapping.onnx", "synthesis.onnx", "w_avg.npy"
 CURVES_FILE, CHECKPOINT_FILE = "curves.json", "gan.safetensors"
-# The studio's starting psi. Both shipped GANs keep their precision down to psi 0.5 (metrics.truncation_sweep),
-# while recall and coverage fall quickly below 0.85; 0.85 keeps most of the variety and calms the backdrops.
-DEFAULT_TRUNCATION = 0.85
 
 DATASET_DEFAULTS = {  # per dataset: geometry and the shipped model's settings
     "synthfaces": {"channels": 3, "size": 64, "g_widths": (64, 64, 32, 16, 8), "d_widths": (8, 16, 32, 64, 64),
@@ -224,7 +221,8 @@ def _manifest(cfg: GanBuild, *, command: str, metrics: dict, run: dict, extra: d
                         "outputs": [{"name": "w", "dtype": "float32", "shape": ["batch", v.w_dim]}]},
             "synthesis": {"inputs": [{"name": "w", "dtype": "float32", "shape": ["batch", v.w_dim]}],
                           "outputs": [{"name": "image", "dtype": "float32", "shape": ["batch", c, s, s]}]}},
-        defaults={"n_samples": 16, "seed": 0, "truncation": DEFAULT_TRUNCATION, "morph_steps": 10, "variation_strength": 0.3},
+        defaults={"n_samples": 16, "seed": 0, "truncation": DEFAULT_TRUNCATION, "morph_steps": 10,
+                  "variation_strength": 0.3},
         license=f"MIT (weights); data {image_sets.data_license(cfg.dataset)}",
         data_source=f"{image_sets.data_source(cfg.dataset)}: {cfg.n_train} training images",
         build={"command": command, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
