@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from genstudio.export.gan.checkpoint import load_generator, save_checkpoint
 from genstudio.export.gan.curves import plot_curves
 from genstudio.export.gan.discriminator import Discriminator
-from genstudio.export.gan.generator import GanConfig, Generator
+from genstudio.export.gan.generator import GanConfig, Generator, SynthesisGraph, upsample_matrix
 from genstudio.export.gan.train import GanTrainConfig, GanTrainer, build_models
 
 FACES = GanConfig(z_dim=8, w_dim=8, mapping_layers=2, g_widths=(8, 8, 4, 4, 4), d_widths=(4, 4, 4, 8, 8))
@@ -32,6 +33,30 @@ def test_shapes(cfg):
     assert d(g(z)).shape == (5,)
     assert g.mean_w(2000).shape == (cfg.w_dim,)
     torch.set_grad_enabled(True)
+
+
+@pytest.mark.parametrize("n", [1, 2, 4, 8])
+def test_upsample_matrix_is_bilinear_upsampling(n):
+    x = torch.randn(2, 3, n, n)
+    u = upsample_matrix(n)
+    want = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+    assert torch.allclose(u.t() @ (x @ u), want, atol=1e-6)
+
+
+@pytest.mark.parametrize("cfg", [FACES, MNIST], ids=["64x64x3", "28x28x1"])
+def test_the_exported_synthesis_is_the_same_function(cfg):
+    """SynthesisGraph rearranges the modulated layers for inference; every weight, bias and style must still count."""
+    torch.manual_seed(0)
+    g = Generator(cfg).eval()
+    with torch.no_grad():
+        for p in g.parameters():  # away from the initial values (zero biases, unit styles) that could hide a slip
+            p.add_(torch.randn_like(p) * 0.5)
+        w = torch.randn(6, cfg.w_dim) * 2
+        want = g.synthesis(w)
+        got = SynthesisGraph(g)(w)
+    assert got.shape == want.shape == (6, cfg.channels, cfg.size, cfg.size)
+    assert 0.01 < float(want.std())  # a real image, not a clamped flat one
+    assert torch.allclose(got, want, atol=1e-5)
 
 
 def test_config_round_trip():
