@@ -560,6 +560,7 @@ def test_onnx_graphs_take_any_batch_and_match_the_checkpoint():
 @pytest.mark.slow
 def test_the_int8_unet_ships_beside_the_float_one_and_runs_in_the_engine():
     from genstudio.engines.diffusion.pipeline import DiffusionModel, ImageRequest
+    from genstudio.export.diffusion.quantize import record_unet_inputs
     from genstudio.runtime.jobs import drive
     from genstudio.runtime.manifest import Manifest
     from genstudio.runtime.registry import check_folder
@@ -579,6 +580,10 @@ def test_the_int8_unet_ships_beside_the_float_one_and_runs_in_the_engine():
     assert 0 < np.abs(quantized.images - exact.images).max() < 0.5  # close, not identical
     with pytest.raises(ValueError, match="no bfloat16 UNet|has no"):
         model.resolve(ImageRequest("a photo of a coat", unet="bfloat16"))
+    # quantizing again (`genstudio export diffusion-int8`) calibrates on every step's float inputs, although the
+    # folder now runs int8 by default (which would send all but the nearly clean steps to the int8 graph)
+    feeds = record_unet_inputs(folder, runs=2, steps=3, batch=1)
+    assert len(feeds) == 6 and min(float(f["timestep"].min()) for f in feeds) > 100
 
 
 def test_an_int8_request_runs_its_last_nearly_clean_steps_in_the_float_graph(monkeypatch):

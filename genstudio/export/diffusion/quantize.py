@@ -58,7 +58,7 @@ def record_unet_inputs(folder: Path, *, runs: int = 4, steps: int = 10, batch: i
     prompts = model.example_prompts or [""]
     for k in range(runs):
         drive(model.sample(ImageRequest(prompt=prompts[k % len(prompts)], steps=steps, seed=k, batch=batch,
-                                        preview="none")))
+                                        preview="none", unet="float32")))  # every step (a folder may default to int8)
     return feeds
 
 
