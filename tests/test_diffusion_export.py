@@ -237,6 +237,33 @@ def test_masked_graphs_export_with_parity(tmp_path, scale_shift):
     assert parity["max_abs_diff_text_encoder_hidden"] < 1e-4 and parity["max_abs_diff_unet_noise_pred"] < 1e-4
 
 
+def test_the_graphs_are_exported_arranged_for_onnx_runtime(tmp_path):
+    """for_inference copies compute the same function, leave the trained modules alone, and export with their
+    biases inside Gemms and every GELU fused (no Erf left after ONNX Runtime's optimisation)."""
+    import onnx
+    import onnxruntime as ort
+
+    from genstudio.export.diffusion.onnx_export import export_graphs, for_inference
+
+    te, unet = _masked_pair()
+    ids = torch.tensor([[5, 6, 7] + [0] * 7, [4] * 10])
+    x, t = torch.randn(2, 1, 8, 8), torch.tensor([3.0, 700.5])
+    with torch.no_grad():
+        hidden = te(ids)
+        arranged_te, arranged_unet = for_inference(te), for_inference(unet)
+        assert torch.allclose(arranged_te(ids), hidden, atol=1e-5)
+        assert torch.allclose(arranged_unet(x, t, hidden), unet(x, t, hidden), atol=1e-5)
+    assert type(unet.time_mlp[0]) is torch.nn.Linear and type(te.blocks[0].mlp[1]) is torch.nn.GELU  # untouched
+    export_graphs(te, unet, tmp_path)
+    for graph in ("text_encoder", "unet"):
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        opts.optimized_model_filepath = str(tmp_path / f"{graph}.optimized.onnx")
+        ort.InferenceSession(str(tmp_path / graph / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+        ops = [n.op_type for n in onnx.load(str(tmp_path / f"{graph}.optimized.onnx")).graph.node]
+        assert "Erf" not in ops and "Gemm" in ops, graph
+
+
 def test_scale_shift_blocks_scale_the_normalised_features():
     from genstudio.export.diffusion.unet import ResBlock
 
