@@ -255,13 +255,31 @@ def test_the_graphs_are_exported_arranged_for_onnx_runtime(tmp_path):
         assert torch.allclose(arranged_unet(x, t, hidden), unet(x, t, hidden), atol=1e-5)
     assert type(unet.time_mlp[0]) is torch.nn.Linear and type(te.blocks[0].mlp[1]) is torch.nn.GELU  # untouched
     export_graphs(te, unet, tmp_path)
-    for graph in ("text_encoder", "unet"):
+    for graph, module in (("text_encoder", te), ("unet", unet)):
+        exported = [n.op_type for n in onnx.load(str(tmp_path / graph / "model.onnx")).graph.node]
+        linears = sum(type(m) is torch.nn.Linear for m in module.modules())
+        assert exported.count("Gemm") == linears, graph  # every linear layer (its bias inside), whatever its input
+
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         opts.optimized_model_filepath = str(tmp_path / f"{graph}.optimized.onnx")
         ort.InferenceSession(str(tmp_path / graph / "model.onnx"), opts, providers=["CPUExecutionProvider"])
         ops = [n.op_type for n in onnx.load(str(tmp_path / f"{graph}.optimized.onnx")).graph.node]
-        assert "Erf" not in ops and "Gemm" in ops, graph
+        assert "Erf" not in ops, graph
+
+
+def test_for_inference_replaces_a_shared_layer_once_and_leaves_subclasses():
+    from genstudio.export.diffusion.onnx_export import for_inference
+
+    shared = torch.nn.Linear(4, 4)
+    mha = torch.nn.MultiheadAttention(4, 1, batch_first=True)  # its out_proj is a Linear subclass it reads directly
+    model = torch.nn.ModuleDict({"a": torch.nn.Sequential(shared), "b": torch.nn.Sequential(shared), "mha": mha})
+    arranged = for_inference(model)
+    assert arranged["a"][0] is arranged["b"][0]
+    x = torch.randn(2, 3, 4)
+    with torch.no_grad():
+        assert torch.allclose(arranged["a"](x), shared(x), atol=1e-6)
+        assert torch.allclose(arranged["mha"](x, x, x)[0], mha(x, x, x)[0], atol=1e-6)
 
 
 def test_scale_shift_blocks_scale_the_normalised_features():

@@ -52,13 +52,19 @@ class _FusableGelu(nn.Module):
 def for_inference(module: nn.Module) -> nn.Module:
     """A copy of `module` (the text encoder or the UNet) that computes the same function (to float rounding) with
     its linear layers as row-wise Gemms and its GELUs in a fusable order; the original is left as it was."""
+    replaced: dict[int, nn.Module] = {}  # a module reached from two parents is replaced once, by one wrapper
+
     def rewrite(m: nn.Module) -> None:
         for name, child in m.named_children():
-            if isinstance(child, nn.Linear):
-                setattr(m, name, _RowsLinear(child))
-            elif isinstance(child, nn.GELU) and child.approximate == "none":
-                setattr(m, name, _FusableGelu())
-            else:
+            if id(child) in replaced:
+                setattr(m, name, replaced[id(child)])
+            elif type(child) is nn.Linear:  # not subclasses, whose owners may read .weight directly
+                replaced[id(child)] = _RowsLinear(child)
+                setattr(m, name, replaced[id(child)])
+            elif type(child) is nn.GELU and child.approximate == "none":
+                replaced[id(child)] = _FusableGelu()
+                setattr(m, name, replaced[id(child)])
+            elif not isinstance(child, (_RowsLinear, _FusableGelu)):
                 rewrite(child)
 
     arranged = copy.deepcopy(module).eval()

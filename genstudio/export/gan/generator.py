@@ -173,10 +173,13 @@ class SynthesisGraph(nn.Module):
 
     def __init__(self, g: Generator) -> None:
         super().__init__()
+        syn = g.synthesis_net
+        if not all(c.demodulate for c in syn.convs) or any(t.conv.demodulate for t in syn.to_rgb):
+            raise ValueError("SynthesisGraph folds the demodulation of every conv and of no toRGB")
         self.g = g
         sizes = [4 * 2 ** i for i in range(len(g.cfg.g_widths) - 1)]
         for n in sizes:
-            u = upsample_matrix(n)
+            u = upsample_matrix(n).to(syn.const)  # the generator's device and dtype
             self.register_buffer(f"up_w{n}", u, persistent=False)  # (n, 2n): x @ u along the width
             self.register_buffer(f"up_h{n}", u.t().contiguous(), persistent=False)  # (2n, n): u.T @ x along the height
 
@@ -204,7 +207,8 @@ class SynthesisGraph(nn.Module):
         y = F.conv2d(x * scale[:, :, None, None], conv.weight * conv.scale, padding=conv.pad)
         return y + conv.bias[None, :, None, None]
 
-    def forward(self, w: torch.Tensor) -> torch.Tensor:
+    def raw(self, w: torch.Tensor) -> torch.Tensor:
+        """w -> image in about [-1, 1] at the output size: Generator.raw, rearranged."""
         syn, cfg = self.g.synthesis_net, self.g.cfg
         x, c = self._layer(syn.convs[0], syn.const.expand(w.shape[0], -1, -1, -1), None, w)
         rgb = self._rgb(syn.to_rgb[0], x, c, w)
@@ -215,4 +219,7 @@ class SynthesisGraph(nn.Module):
         crop = (cfg.render_size - cfg.size) // 2
         if crop:
             rgb = rgb[:, :, crop:crop + cfg.size, crop:crop + cfg.size]
-        return (rgb.clamp(-1.0, 1.0) + 1.0) * 0.5
+        return rgb
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        return (self.raw(w).clamp(-1.0, 1.0) + 1.0) * 0.5
