@@ -40,7 +40,6 @@ def bench_gan(*, model: str = MODEL, threads: int = THREADS, runs: int = RUNS, l
     entry = pick_model("gan", model)
     gan = GanModel(entry, SessionPool(SessionConfig(provider="cpu", threads=threads)))
     g, _ = load_generator(entry.path("checkpoint"))
-    g.eval()
     arranged = SynthesisGraph(g).eval()
     torch.set_num_threads(threads)
     psi = gan.default_truncation

@@ -192,19 +192,17 @@ class SynthesisGraph(nn.Module):
                ) -> tuple[torch.Tensor, torch.Tensor]:
         """One modulated layer on a feature map whose true value is x * carry (per example and channel):
         returns (y, c) with lrelu(...) * sqrt(2) of the layer = y * c."""
-        s = conv.affine(w)  # (N, C_in)
-        weight = conv.weight * conv.scale
+        s, weight, d = conv.modulation(w)  # (N, C_in), (C_out, C_in, k, k), (N, C_out)
         scale = s if carry is None else s * carry
         y = F.conv2d(x * scale[:, :, None, None], weight, padding=conv.pad)  # (N, C_out, H, W)
-        d = torch.rsqrt(s.pow(2) @ weight.pow(2).sum(dim=(2, 3)).t() + 1e-8)  # (N, C_out)
         y = F.leaky_relu(y + (conv.bias[None] / d)[:, :, None, None], 0.2)
         return y, d * SQRT2
 
     @staticmethod
     def _rgb(to_rgb: ToRGB, x: torch.Tensor, carry: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         conv = to_rgb.conv
-        scale = conv.affine(w) * carry  # (N, C_in)
-        y = F.conv2d(x * scale[:, :, None, None], conv.weight * conv.scale, padding=conv.pad)
+        s, weight, _ = conv.modulation(w)  # a toRGB does not demodulate
+        y = F.conv2d(x * (s * carry)[:, :, None, None], weight, padding=conv.pad)
         return y + conv.bias[None, :, None, None]
 
     def raw(self, w: torch.Tensor) -> torch.Tensor:

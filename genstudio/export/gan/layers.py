@@ -54,12 +54,17 @@ class ModulatedConv2d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(c_out))
         self.scale, self.pad, self.demodulate = 1.0 / math.sqrt(c_in * k * k), k // 2, demodulate
 
+    def modulation(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(styles s (N, C_in), the scaled weight (C_out, C_in, k, k), demodulation d (N, C_out) or None)."""
+        s = self.affine(w)
+        weight = self.weight * self.scale
+        if not self.demodulate:
+            return s, weight, None
+        return s, weight, torch.rsqrt(s.pow(2) @ weight.pow(2).sum(dim=(2, 3)).t() + 1e-8)
+
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        s = self.affine(w)  # (N, C_in)
-        weight = self.weight * self.scale  # (C_out, C_in, k, k)
+        s, weight, d = self.modulation(w)
         x = F.conv2d(x * s[:, :, None, None], weight, padding=self.pad)  # (N, C_out, H, W)
-        if self.demodulate:
-            w2 = weight.pow(2).sum(dim=(2, 3))  # (C_out, C_in)
-            d = torch.rsqrt(s.pow(2) @ w2.t() + 1e-8)  # (N, C_out)
+        if d is not None:
             x = x * d[:, :, None, None]
         return x + self.bias[None, :, None, None]
