@@ -98,6 +98,17 @@ class Synthesis(nn.Module):
         return rgb
 
 
+def output_crop(cfg: GanConfig, x: torch.Tensor) -> torch.Tensor:
+    """The centre cfg.size square of a (N, C, render_size, render_size) image (itself where the sizes agree)."""
+    crop = (cfg.render_size - cfg.size) // 2
+    return x[:, :, crop:crop + cfg.size, crop:crop + cfg.size] if crop else x
+
+
+def to_unit(raw: torch.Tensor) -> torch.Tensor:
+    """A raw image in about [-1, 1] to the [0, 1] image the studio shows."""
+    return (raw.clamp(-1.0, 1.0) + 1.0) * 0.5
+
+
 class Generator(nn.Module):
     def __init__(self, cfg: GanConfig) -> None:
         super().__init__()
@@ -107,15 +118,11 @@ class Generator(nn.Module):
 
     def raw(self, w: torch.Tensor) -> torch.Tensor:
         """w -> image in about [-1, 1] at the output size (what the discriminator sees during training)."""
-        x = self.synthesis_net(w)
-        crop = (self.cfg.render_size - self.cfg.size) // 2
-        if crop:
-            x = x[:, :, crop:crop + self.cfg.size, crop:crop + self.cfg.size]  # (N, C, size, size)
-        return x
+        return output_crop(self.cfg, self.synthesis_net(w))  # (N, C, size, size)
 
     def synthesis(self, w: torch.Tensor) -> torch.Tensor:
         """w (N, w_dim) -> image (N, C, size, size) in [0, 1]."""
-        return (self.raw(w).clamp(-1.0, 1.0) + 1.0) * 0.5
+        return to_unit(self.raw(w))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.raw(self.mapping(z))
@@ -207,17 +214,14 @@ class SynthesisGraph(nn.Module):
 
     def raw(self, w: torch.Tensor) -> torch.Tensor:
         """w -> image in about [-1, 1] at the output size: Generator.raw, rearranged."""
-        syn, cfg = self.g.synthesis_net, self.g.cfg
+        syn = self.g.synthesis_net
         x, c = self._layer(syn.convs[0], syn.const.expand(w.shape[0], -1, -1, -1), None, w)
         rgb = self._rgb(syn.to_rgb[0], x, c, w)
         for i in range(1, len(syn.to_rgb)):
             x, c = self._layer(syn.convs[2 * i - 1], self._up(x), c, w)
             x, c = self._layer(syn.convs[2 * i], x, c, w)
             rgb = self._up(rgb) + self._rgb(syn.to_rgb[i], x, c, w)
-        crop = (cfg.render_size - cfg.size) // 2
-        if crop:
-            rgb = rgb[:, :, crop:crop + cfg.size, crop:crop + cfg.size]
-        return rgb
+        return output_crop(self.g.cfg, rgb)
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
-        return (self.raw(w).clamp(-1.0, 1.0) + 1.0) * 0.5
+        return to_unit(self.raw(w))
