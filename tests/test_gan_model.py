@@ -16,6 +16,8 @@ from genstudio.export.gan.train import GanTrainConfig, GanTrainer, build_models
 FACES = GanConfig(z_dim=8, w_dim=8, mapping_layers=2, g_widths=(8, 8, 4, 4, 4), d_widths=(4, 4, 4, 8, 8))
 MNIST = GanConfig(channels=1, size=28, z_dim=8, w_dim=8, mapping_layers=2, g_widths=(8, 8, 4, 4),
                   d_widths=(4, 4, 8, 8))
+FOURIER = GanConfig(z_dim=8, w_dim=8, mapping_layers=2, g_widths=(8, 8, 4, 4, 4), d_widths=(4, 4, 4, 8, 8),
+                    fourier=3)
 
 
 @pytest.mark.parametrize("cfg", [FACES, MNIST], ids=["64x64x3", "28x28x1"])
@@ -43,7 +45,7 @@ def test_upsample_matrix_is_bilinear_upsampling(n):
     assert torch.allclose(u.t() @ (x @ u), want, atol=1e-6)
 
 
-@pytest.mark.parametrize("cfg", [FACES, MNIST], ids=["64x64x3", "28x28x1"])
+@pytest.mark.parametrize("cfg", [FACES, MNIST, FOURIER], ids=["64x64x3", "28x28x1", "fourier"])
 def test_the_exported_synthesis_is_the_same_function(cfg):
     """SynthesisGraph rearranges the modulated layers for inference; every weight, bias and style must still count."""
     torch.manual_seed(0)
@@ -67,8 +69,53 @@ def test_the_exported_synthesis_refuses_a_generator_it_would_not_reproduce():
         SynthesisGraph(g)
 
 
+def test_fourier_features_are_sinusoids_whose_frequency_and_phase_follow_w():
+    from genstudio.export.gan.generator import FourierFeatures
+
+    torch.manual_seed(0)
+    ff = FourierFeatures(2, 8, 64)
+    with torch.no_grad():
+        ff.freq.bias.copy_(torch.tensor([1 / 8, 0.0, 0.0, 1 / 16]) / ff.freq.lr_mul)  # period 8 across, 16 down
+        w = torch.randn(3, 8)
+        x = ff(w)  # (3, 2, 64, 64)
+        assert x.shape == (3, 2, 64, 64) and float(x.abs().max()) <= 1.0
+        assert torch.allclose(x[:, 0, :, 8:], x[:, 0, :, :-8], atol=1e-5)  # one period along x...
+        assert torch.allclose(x[:, 0, 1:], x[:, 0, :-1], atol=1e-5)  # ...constant along y
+        assert torch.allclose(x[:, 1, 16:], x[:, 1, :-16], atol=1e-5)
+        assert float((x[0] - x[1]).abs().max()) > 0.1  # each w its own phase
+        assert torch.allclose(ff(w[:1].expand(2, -1))[1], x[0], atol=1e-6)
+        ff.freq.weight.normal_()  # once the affine has learnt, w moves the frequency too
+        y = ff(w)
+        assert not torch.allclose(y[:, 0, :, 8:], y[:, 0, :, :-8], atol=1e-3)
+
+
+def test_a_run_gains_fourier_features_without_changing_what_it_draws(tmp_path):
+    from genstudio.export.gan.checkpoint import restore_trainer
+
+    images = torch.rand(8, 3, 64, 64) * 2 - 1
+    g, d = build_models(FACES, 0)
+    with torch.no_grad():
+        for p in g.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    path = save_checkpoint(tmp_path / "gan.safetensors", GanTrainer(GanTrainConfig(steps=1), g, d, images), FACES)
+    gained = GanTrainer(GanTrainConfig(steps=2, batch_size=4), *build_models(FOURIER, 1), images)
+    restore_trainer(path, gained, widen=True)
+    z = torch.randn(6, FACES.z_dim)
+    with torch.no_grad():
+        assert torch.allclose(gained.g(z), g(z), atol=1e-5)
+        assert torch.allclose(gained.g_ema(z), g(z), atol=1e-5)
+    conv = gained.g.synthesis_net.convs[-2].weight.detach()  # the last stage's first conv: 4 + 3 inputs
+    assert conv.shape[1] == 7 and float(conv[:, 4:].abs().max()) == 0.0
+    gained.run()
+    assert float(conv[:, 4:].abs().max()) > 0.0  # the sinusoids start to draw
+
+
 def test_config_round_trip():
     assert GanConfig.from_dict(FACES.to_dict()) == FACES
+    assert GanConfig.from_dict(FOURIER.to_dict()) == FOURIER
+    older = FACES.to_dict()
+    del older["fourier"]  # checkpoints written before the option
+    assert GanConfig.from_dict(older) == FACES
     assert FACES.render_size == 64 and MNIST.render_size == 32
 
 

@@ -32,6 +32,9 @@ def register(groups) -> None:
     p.add_argument("--batch", type=int, default=0, help="images per step (default: the dataset's)")
     p.add_argument("--g-widths", default="", help="synthesis channels from 4x4 up, comma-separated")
     p.add_argument("--d-widths", default="", help="discriminator channels from full size down, comma-separated")
+    p.add_argument("--fourier", type=int, default=0, metavar="K",
+                   help="K sinusoid channels, their frequencies and phases steered by w, that join the last stage's "
+                        "input: for periodic backdrops (default 0: none; with --resume --widen a run may gain them)")
     p.add_argument("--z-dim", type=int, default=64, help="noise dimensions (default 64)")
     p.add_argument("--w-dim", type=int, default=64, help="intermediate latent dimensions (default 64)")
     p.add_argument("--r1-every", type=int, default=16, help="lazy R1 interval in steps (default 16)")
@@ -104,6 +107,7 @@ def _command(args: argparse.Namespace, steps: int, batch: int, g_widths, d_width
     """The one command that rebuilds exactly this model (what build.command records)."""
     words = ["genstudio", "export", "gan", "--dataset", args.dataset, "--steps", str(steps), "--batch", str(batch),
              "--g-widths", ",".join(map(str, g_widths)), "--d-widths", ",".join(map(str, d_widths)),
+             *(["--fourier", str(args.fourier)] if args.fourier else []),
              "--z-dim", str(args.z_dim), "--w-dim", str(args.w_dim), "--r1-every", str(args.r1_every),
              "--r1-gamma", f"{args.r1_gamma:g}", *(["--augment", args.augment] if args.augment else []),
              "--fid-samples", str(args.fid_samples), "--seed", str(args.seed)]
@@ -142,6 +146,10 @@ def _check_resume(args: argparse.Namespace, g_widths: tuple[int, ...], d_widths:
     if (had["z_dim"], had["w_dim"]) != (args.z_dim, args.w_dim):
         raise CliError(f"the checkpoint has --z-dim {had['z_dim']} --w-dim {had['w_dim']}; a resumed run keeps them")
     had_g, had_d = ",".join(map(str, had["g_widths"])), ",".join(map(str, had["d_widths"]))
+    had_fourier = had.get("fourier", 0)
+    if args.fourier != had_fourier and not (args.widen and had_fourier == 0):
+        raise CliError(f"the checkpoint has --fourier {had_fourier}; a resumed run keeps it"
+                       + ("" if had_fourier else ", or gains sinusoids with --widen"))
     if not args.widen:
         if (tuple(had["g_widths"]), tuple(had["d_widths"])) != (g_widths, d_widths):
             raise CliError(f"the checkpoint's networks are --g-widths {had_g} --d-widths {had_d}; resume with those, "
@@ -177,6 +185,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     d_widths = _widths(args.d_widths, d["d_widths"], "--d-widths")
     if len(g_widths) != len(d_widths):
         raise CliError("--g-widths and --d-widths need the same number of stages")
+    if args.fourier < 0:
+        raise CliError(f"--fourier must be 0 or more, got {args.fourier}")
     if not (math.isfinite(args.lr) and args.lr >= 0):
         raise CliError(f"--lr must be a positive number, got {args.lr:g}")
     if args.resume and not (args.checkpoint_to and args.resume.is_file()):
@@ -189,13 +199,15 @@ def cmd_export(args: argparse.Namespace) -> int:
         steps, batch = info["step"], info["train"]["batch_size"]
         g_widths, d_widths = tuple(info["gan"]["g_widths"]), tuple(info["gan"]["d_widths"])
         args.z_dim, args.w_dim = info["gan"]["z_dim"], info["gan"]["w_dim"]  # the command records what was trained
+        args.fourier = info["gan"].get("fourier", 0)
         args.r1_every, args.seed = info["train"]["r1_every"], info["train"]["seed"]
         args.r1_gamma = info["train"]["r1_gamma"]
         args.augment = info["train"].get("augment", "")
         args.precision = info["train"].get("precision", "float32")
         args.lr = 0.0 if info["train"]["g_lr"] == GanTrainConfig.g_lr else info["train"]["g_lr"]
     cfg = GanBuild(dataset=args.dataset,
-                   gan=GanConfig(z_dim=args.z_dim, w_dim=args.w_dim, g_widths=g_widths, d_widths=d_widths),
+                   gan=GanConfig(z_dim=args.z_dim, w_dim=args.w_dim, g_widths=g_widths, d_widths=d_widths,
+                                 fourier=args.fourier),
                    train=GanTrainConfig(steps=steps, batch_size=batch, r1_every=args.r1_every, r1_gamma=args.r1_gamma,
                                        augment=args.augment, seed=args.seed, precision=args.precision,
                                        g_lr=args.lr or GanTrainConfig.g_lr, d_lr=args.lr or GanTrainConfig.d_lr),

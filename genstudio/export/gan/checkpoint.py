@@ -17,6 +17,7 @@ import torch.nn as nn
 from genstudio.export.gan.generator import GanConfig, Generator
 
 FORMAT, VERSION = "genstudio-gan", "1"
+FOURIER_PREFIX = "synthesis_net.fourier."
 
 
 def save_checkpoint(path: Path, trainer, cfg: GanConfig, **extra: str) -> Path:
@@ -64,6 +65,9 @@ def widen_state(old: dict[str, torch.Tensor], module: nn.Module) -> dict[str, to
     the mapping network's z and w."""
     grown = {}
     for key, fresh in module.state_dict().items():
+        if key.startswith(FOURIER_PREFIX) and not any(k.startswith(FOURIER_PREFIX) for k in old):
+            grown[key] = fresh  # sinusoids new to the run: the last stage reads them through zero weights at first
+            continue
         if key not in old:
             raise ValueError(f"the checkpoint has no {key!r}: not the same design")
         t = old[key]

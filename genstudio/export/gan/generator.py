@@ -9,10 +9,15 @@ StyleGAN2's design at toy scale (Karras et al. 2020, https://arxiv.org/abs/1912.
 constant, two modulated 3x3 convs per resolution (one at 4x4), bilinear upsampling, and skip toRGB outputs
 summed across resolutions. One w feeds every layer (no style mixing) and there are no noise inputs, so an
 image is a pure function of w: what truncation, morphs and attribute directions need.
+
+With `fourier` > 0 the last stage also reads that many sinusoids over the pixel grid whose frequencies and
+phases follow w (FourierFeatures): a periodic backdrop is then a threshold of one of them, where upsampled 3x3
+convolutions alone draw stripes and dot lattices as swirls.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from itertools import pairwise
 
@@ -33,6 +38,7 @@ class GanConfig:
     mapping_lr_mul: float = 0.01  # the mapping learns 100x slower (StyleGAN's recipe)
     g_widths: tuple[int, ...] = (128, 128, 64, 32, 16)  # synthesis channels at 4, 8, 16, 32, 64
     d_widths: tuple[int, ...] = (16, 32, 64, 128, 128)  # discriminator channels at 64, 32, 16, 8, 4
+    fourier: int = 0  # sinusoid channels, steered by w, that join the last stage's input (0: none)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -63,6 +69,41 @@ class Mapping(nn.Module):
         return self.net(z)  # (N, w_dim)
 
 
+class FourierFeatures(nn.Module):
+    """k sinusoids over the render grid, sin(2 pi (f . (x, y) + phase)), with each frequency f (cycles per pixel)
+    and phase (turns) an affine function of w: (N, w_dim) -> (N, k, size, size).
+
+    The frequencies start as fixed, varied ones (periods of 6 to 12 pixels at every orientation) that w does not
+    move yet: their affine has zero weights and learns 100x slower (lr_mul), since a small change of frequency
+    is a large change far from the centre. The phases follow w from the start, so samples already differ.
+    StyleGAN3 feeds its synthesis Fourier features in the same way (Karras et al. 2021,
+    https://arxiv.org/abs/2106.12423); here they join at full resolution, where the backdrops' periods are.
+    """
+
+    def __init__(self, k: int, w_dim: int, size: int) -> None:
+        super().__init__()
+        self.k = k
+        self.freq = EqualLinear(w_dim, 2 * k, lr_mul=0.01)
+        angle = torch.rand(k) * math.pi  # f and -f draw the same lines: half a turn of orientations covers all
+        period = 6.0 + 6.0 * torch.rand(k)
+        base = torch.stack([torch.cos(angle), torch.sin(angle)], dim=1) / period[:, None]  # (k, 2)
+        with torch.no_grad():
+            self.freq.weight.zero_()
+            self.freq.bias.copy_(base.reshape(-1) / self.freq.lr_mul)
+        self.phase = EqualLinear(w_dim, k)
+        centres = torch.arange(size, dtype=torch.float32) + 0.5 - size / 2  # pixel centres about the middle
+        yy, xx = torch.meshgrid(centres, centres, indexing="ij")
+        self.register_buffer("grid", torch.stack([xx.reshape(-1), yy.reshape(-1)]), persistent=False)  # (2, HW)
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(w.device.type, enabled=False):  # in float32 under bf16 training: bf16's 8-bit
+            w = w.float()                                    # mantissa would put ~5 degrees of jitter in a phase
+            f = self.freq(w).view(-1, self.k, 2)  # (N, k, 2) cycles per pixel
+            turns = f @ self.grid + self.phase(w)[:, :, None]  # (N, k, HW)
+            side = math.isqrt(self.grid.shape[1])
+            return torch.sin(2 * math.pi * turns).view(-1, self.k, side, side)
+
+
 class ToRGB(nn.Module):
     def __init__(self, c_in: int, channels: int, w_dim: int) -> None:
         super().__init__()
@@ -80,10 +121,12 @@ class Synthesis(nn.Module):
         self.const = nn.Parameter(torch.randn(1, widths[0], 4, 4))
         self.convs = nn.ModuleList([ModulatedConv2d(widths[0], widths[0], 3, cfg.w_dim)])
         self.to_rgb = nn.ModuleList([ToRGB(widths[0], cfg.channels, cfg.w_dim)])
-        for c_in, c_out in pairwise(widths):
-            self.convs.append(ModulatedConv2d(c_in, c_out, 3, cfg.w_dim))
+        for i, (c_in, c_out) in enumerate(pairwise(widths), start=1):
+            extra = cfg.fourier if i == len(widths) - 1 else 0  # the last stage's first conv reads the sinusoids too
+            self.convs.append(ModulatedConv2d(c_in + extra, c_out, 3, cfg.w_dim))
             self.convs.append(ModulatedConv2d(c_out, c_out, 3, cfg.w_dim))
             self.to_rgb.append(ToRGB(c_out, cfg.channels, cfg.w_dim))
+        self.fourier = FourierFeatures(cfg.fourier, cfg.w_dim, cfg.render_size) if cfg.fourier else None
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         """w (N, w_dim) -> raw image (N, C, render, render), about [-1, 1]."""
@@ -92,6 +135,8 @@ class Synthesis(nn.Module):
         rgb = self.to_rgb[0](x, w)
         for i in range(1, len(self.to_rgb)):
             x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)  # (N, C, 2H, 2W)
+            if self.fourier is not None and i == len(self.to_rgb) - 1:
+                x = torch.cat([x, self.fourier(w)], dim=1)  # (N, C + k, H, W)
             x = F.leaky_relu(self.convs[2 * i - 1](x, w), 0.2) * SQRT2
             x = F.leaky_relu(self.convs[2 * i](x, w), 0.2) * SQRT2
             rgb = F.interpolate(rgb, scale_factor=2.0, mode="bilinear", align_corners=False) + self.to_rgb[i](x, w)
@@ -218,7 +263,11 @@ class SynthesisGraph(nn.Module):
         x, c = self._layer(syn.convs[0], syn.const.expand(w.shape[0], -1, -1, -1), None, w)
         rgb = self._rgb(syn.to_rgb[0], x, c, w)
         for i in range(1, len(syn.to_rgb)):
-            x, c = self._layer(syn.convs[2 * i - 1], self._up(x), c, w)
+            x = self._up(x)
+            if syn.fourier is not None and i == len(syn.to_rgb) - 1:  # the sinusoids carry no folded scale
+                x = torch.cat([x, syn.fourier(w)], dim=1)  # (N, C + k, H, W)
+                c = torch.cat([c, c.new_ones(c.shape[0], syn.fourier.k)], dim=1)
+            x, c = self._layer(syn.convs[2 * i - 1], x, c, w)
             x, c = self._layer(syn.convs[2 * i], x, c, w)
             rgb = self._up(rgb) + self._rgb(syn.to_rgb[i], x, c, w)
         return output_crop(self.g.cfg, rgb)
