@@ -116,8 +116,7 @@ def test_resume_and_widen_are_checked_before_training_and_recorded_in_the_comman
             (["--resume", ckpt, *wider], "add --widen"),
             (["--resume", ckpt, "--lr", "-0.001"], "--lr must be a positive number"),
             (["--resume", ckpt, "--fourier", "-1"], "--fourier must be 0 or more"),
-            (["--resume", ckpt, "--fourier", "2", "--g-widths", "8,8,4,4", "--d-widths", "4,4,8,8"],
-             "gains sinusoids with --widen"),
+            (["--resume", ckpt, "--widen", *wider, "--fourier", "2"], "keeps it"),
             (["--resume", str(tiny_gan_folder() / "gan.safetensors"), "--widen", *wider], "2 layers")):
         with pytest.raises(CliError, match=message):
             cmd_export(parser.parse_args([*base, *extra]))
@@ -135,12 +134,24 @@ def test_export_continues_a_narrow_run_in_wider_networks(tmp_path, capsys):
                  "--train-images", "64", "--fid-samples", "0", "--data", str(tiny_data()), "--threads", "1",
                  "--out", str(out), "--docs", str(tmp_path / "docs"),
                  "--checkpoint-to", str(tmp_path / "run" / "gan.safetensors"), "--resume", ckpt, "--widen",
-                 "--lr", "0.001", "--fourier", "2"]) == 0
+                 "--lr", "0.001"]) == 0
     m = Manifest.load(out / "gan-fashion-mnist")
     assert m.metrics["train_steps"] == 6 and m.build["gan"]["g_widths"] == [8, 8, 4, 8]
-    assert m.build["gan"]["fourier"] == 2  # gained while widening, and exported (parity holds below)
-    assert m.metrics["parity"]["max_abs_diff_image"] < 1e-4
     assert m.build["train"]["g_lr"] == m.build["train"]["d_lr"] == 0.001  # the stage's own learning rate
     stages = m.build["from_checkpoint"]["stages"]
-    assert stages[0].endswith("(narrow)") and {"--widen", "--lr", "--fourier"} <= set(stages[1].split())
+    assert stages[0].endswith("(narrow)") and {"--widen", "--lr"} <= set(stages[1].split())
+    assert "parity" in capsys.readouterr().out
+
+
+def test_export_trains_and_exports_fourier_features(tmp_path, capsys):
+    from vae_tiny import tiny_data
+
+    out = tmp_path / "models"
+    assert main(["export", "gan", "--dataset", "fashion-mnist", "--steps", "3", "--batch", "8", "--z-dim", "8",
+                 "--w-dim", "8", "--g-widths", "8,8,4,4", "--d-widths", "4,4,8,8", "--fourier", "2",
+                 "--train-images", "64", "--fid-samples", "0", "--data", str(tiny_data()), "--threads", "1",
+                 "--out", str(out), "--docs", str(tmp_path / "docs")]) == 0
+    m = Manifest.load(out / "gan-fashion-mnist")
+    assert m.build["gan"]["fourier"] == 2 and "--fourier 2" in m.build["command"]
+    assert m.metrics["parity"]["max_abs_diff_image"] < 1e-4  # the sinusoids export (Sin) and match PyTorch
     assert "parity" in capsys.readouterr().out

@@ -89,37 +89,6 @@ def test_fourier_features_are_sinusoids_whose_frequency_and_phase_follow_w():
         assert not torch.allclose(y[:, 0, :, 8:], y[:, 0, :, :-8], atol=1e-3)
 
 
-def test_a_run_gains_fourier_features_that_start_faint_and_learn(tmp_path, monkeypatch):
-    from genstudio.export.gan import checkpoint
-    from genstudio.export.gan.checkpoint import restore_trainer
-
-    images = torch.rand(8, 3, 64, 64) * 2 - 1
-    g, d = build_models(FACES, 0)
-    with torch.no_grad():
-        for p in g.parameters():
-            p.add_(torch.randn_like(p) * 0.3)
-    path = save_checkpoint(tmp_path / "gan.safetensors", GanTrainer(GanTrainConfig(steps=1), g, d, images), FACES)
-    z = torch.randn(6, FACES.z_dim)
-    fresh = build_models(FOURIER, 1)[0].synthesis_net.convs[-2].weight.detach()  # 4 + 3 inputs
-    gained = GanTrainer(GanTrainConfig(steps=2, batch_size=4), *build_models(FOURIER, 1), images)
-    restore_trainer(path, gained, widen=True)
-    conv = gained.g.synthesis_net.convs[-2].weight.detach()  # a view: it follows the training
-    assert conv.shape[1] == 7 and torch.equal(conv[:, 4:], fresh[:, 4:] * checkpoint.FOURIER_START)
-    with torch.no_grad():
-        assert torch.equal(gained.g_ema(z), gained.g(z))
-        change = float((gained.g(z) - g(z)).abs().mean())
-        assert 0.0 < change < 0.2 * float(g(z).abs().mean())  # a faint overlay on what the checkpoint drew
-    start = conv[:, 4:].clone()
-    gained.run()
-    assert not torch.equal(conv[:, 4:], start)  # the sinusoids' weights learn
-
-    monkeypatch.setattr(checkpoint, "FOURIER_START", 0.0)  # from zero, nothing would change at first
-    exact = GanTrainer(GanTrainConfig(steps=1), *build_models(FOURIER, 1), images)
-    restore_trainer(path, exact, widen=True)
-    with torch.no_grad():
-        assert torch.allclose(exact.g(z), g(z), atol=1e-5)
-
-
 def test_config_round_trip():
     assert GanConfig.from_dict(FACES.to_dict()) == FACES
     assert GanConfig.from_dict(FOURIER.to_dict()) == FOURIER

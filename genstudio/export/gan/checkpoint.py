@@ -17,8 +17,6 @@ import torch.nn as nn
 from genstudio.export.gan.generator import GanConfig, Generator
 
 FORMAT, VERSION = "genstudio-gan", "1"
-FOURIER_PREFIX = "synthesis_net.fourier."
-FOURIER_START = 0.25  # the gained sinusoids' weights, as a fraction of a fresh layer's (widen_state)
 
 
 def save_checkpoint(path: Path, trainer, cfg: GanConfig, **extra: str) -> Path:
@@ -63,20 +61,9 @@ def widen_state(old: dict[str, torch.Tensor], module: nn.Module) -> dict[str, to
     (out, in, ...) and the equalized-lr layers scale by 1 / sqrt(fan in) at run time, so the old weights are
     scaled up by sqrt(new in / old in) to compute the same products. The flattened 4x4 features of the
     discriminator's last stage cannot grow this way (their order interleaves channels and positions), nor can
-    the mapping network's z and w.
-
-    A generator may also gain Fourier features (GanConfig.fourier) the checkpoint has none of: extra inputs of the
-    last stage's first conv. Their weights start at FOURIER_START times a fresh layer's, not at zero: every
-    gradient towards useful frequencies and phases passes through those weights, so from zero they only
-    random-walk (2% of the old inputs' weights after 1000 steps of the shipped SynthFaces run). At a quarter,
-    that generator's images change by 0.008 on average (pixels in [0, 1]), a faint overlay to build on."""
+    the mapping network's z and w."""
     grown = {}
-    fourier = getattr(getattr(module, "synthesis_net", None), "fourier", None)
-    gains_fourier = fourier is not None and not any(k.startswith(FOURIER_PREFIX) for k in old)
     for key, fresh in module.state_dict().items():
-        if gains_fourier and key.startswith(FOURIER_PREFIX):
-            grown[key] = fresh  # sinusoids new to the run
-            continue
         if key not in old:
             raise ValueError(f"the checkpoint has no {key!r}: not the same design")
         t = old[key]
@@ -97,9 +84,6 @@ def widen_state(old: dict[str, torch.Tensor], module: nn.Module) -> dict[str, to
         else:  # biases, styles' biases, the learned constant: the old values first, the fresh ones after
             new[tuple(slice(0, n) for n in t.shape)] = t
         grown[key] = new
-    if gains_fourier:  # the last stage's first conv reads the sinusoids as its last k inputs
-        key = f"synthesis_net.convs.{len(module.synthesis_net.convs) - 2}.weight"
-        grown[key][:, -fourier.k:] = module.state_dict()[key][:, -fourier.k:] * FOURIER_START
     return grown
 
 
