@@ -82,7 +82,7 @@ class FourierFeatures(nn.Module):
 
     def __init__(self, k: int, w_dim: int, size: int) -> None:
         super().__init__()
-        self.k = k
+        self.k, self.size = k, size
         self.freq = EqualLinear(w_dim, 2 * k, lr_mul=0.01)
         angle = torch.rand(k) * math.pi  # f and -f draw the same lines: half a turn of orientations covers all
         period = 6.0 + 6.0 * torch.rand(k)
@@ -100,8 +100,7 @@ class FourierFeatures(nn.Module):
             w = w.float()                                    # mantissa would put ~5 degrees of jitter in a phase
             f = self.freq(w).view(-1, self.k, 2)  # (N, k, 2) cycles per pixel
             turns = f @ self.grid + self.phase(w)[:, :, None]  # (N, k, HW)
-            side = math.isqrt(self.grid.shape[1])
-            return torch.sin(2 * math.pi * turns).view(-1, self.k, side, side)
+            return torch.sin(2 * math.pi * turns).view(-1, self.k, self.size, self.size)
 
 
 class ToRGB(nn.Module):
@@ -128,6 +127,10 @@ class Synthesis(nn.Module):
             self.to_rgb.append(ToRGB(c_out, cfg.channels, cfg.w_dim))
         self.fourier = FourierFeatures(cfg.fourier, cfg.w_dim, cfg.render_size) if cfg.fourier else None
 
+    def fourier_input(self, i: int, w: torch.Tensor) -> torch.Tensor | None:
+        """The sinusoids (N, k, H, W) that stage i's first conv reads beside its upsampled input, or None."""
+        return self.fourier(w) if self.fourier is not None and i == len(self.to_rgb) - 1 else None
+
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         """w (N, w_dim) -> raw image (N, C, render, render), about [-1, 1]."""
         x = self.const.expand(w.shape[0], -1, -1, -1)  # (N, C0, 4, 4)
@@ -135,8 +138,8 @@ class Synthesis(nn.Module):
         rgb = self.to_rgb[0](x, w)
         for i in range(1, len(self.to_rgb)):
             x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)  # (N, C, 2H, 2W)
-            if self.fourier is not None and i == len(self.to_rgb) - 1:
-                x = torch.cat([x, self.fourier(w)], dim=1)  # (N, C + k, H, W)
+            if (extra := self.fourier_input(i, w)) is not None:
+                x = torch.cat([x, extra], dim=1)  # (N, C + k, H, W)
             x = F.leaky_relu(self.convs[2 * i - 1](x, w), 0.2) * SQRT2
             x = F.leaky_relu(self.convs[2 * i](x, w), 0.2) * SQRT2
             rgb = F.interpolate(rgb, scale_factor=2.0, mode="bilinear", align_corners=False) + self.to_rgb[i](x, w)
@@ -264,9 +267,9 @@ class SynthesisGraph(nn.Module):
         rgb = self._rgb(syn.to_rgb[0], x, c, w)
         for i in range(1, len(syn.to_rgb)):
             x = self._up(x)
-            if syn.fourier is not None and i == len(syn.to_rgb) - 1:  # the sinusoids carry no folded scale
-                x = torch.cat([x, syn.fourier(w)], dim=1)  # (N, C + k, H, W)
-                c = torch.cat([c, c.new_ones(c.shape[0], syn.fourier.k)], dim=1)
+            if (extra := syn.fourier_input(i, w)) is not None:  # the sinusoids carry no folded scale
+                x = torch.cat([x, extra], dim=1)  # (N, C + k, H, W)
+                c = torch.cat([c, c.new_ones(c.shape[0], extra.shape[1])], dim=1)
             x, c = self._layer(syn.convs[2 * i - 1], x, c, w)
             x, c = self._layer(syn.convs[2 * i], x, c, w)
             rgb = self._up(rgb) + self._rgb(syn.to_rgb[i], x, c, w)
