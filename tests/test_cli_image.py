@@ -84,6 +84,20 @@ def test_generate_defaults_warnings_and_errors(tiny_models, tmp_path, capsys):
         assert message in capsys.readouterr().err
 
 
+def test_generate_with_a_broken_tokenizer_says_so(own_models, capsys):
+    (own_models / "diffusion-tiny" / "tokenizer" / "tokenizer.json").write_text("{not json")
+    assert main(["generate", "image", "--model", "diffusion-tiny", "--prompt", "a bag"]) == 2
+    assert "the tokenizer cannot be read" in capsys.readouterr().err
+
+
+def test_generate_into_a_folder_that_cannot_be_written_says_so(tiny_models, tmp_path, capsys):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the folder should be")
+    assert main(["generate", "image", "--model", "diffusion-tiny", "--prompt", "a bag", "--steps", "2",
+                 "--out", str(blocker / "g.png")]) == 2
+    assert "could not write the images" in capsys.readouterr().err
+
+
 def test_evaluate_writes_metrics(own_models, capsys):
     folder = own_models / "diffusion-tiny"
     out = run_json(capsys, ["evaluate", "diffusion", "--model", "diffusion-tiny", "--n", "12", "--per-prompt", "1",

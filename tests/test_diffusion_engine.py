@@ -99,6 +99,21 @@ def test_bad_requests_fail_at_the_call(tiny):
         DiffusionModel(Registry([(tiny.entry.folder.parent, "shipped")]).get(TINY_EVAL), tiny.pool)
 
 
+def test_a_broken_tokenizer_or_scheduler_config_is_a_value_error(root, pool, tmp_path):
+    import shutil
+
+    from diffusion_tiny import TINY
+
+    for broken, text, match in (("tokenizer/tokenizer.json", "{not json", "tokenizer cannot be read"),
+                                ("scheduler/scheduler_config.json", '{"beta_end": [1]}', "scheduler config")):
+        folder = tmp_path / broken.split("/")[0] / TINY
+        shutil.copytree(root / TINY, folder)
+        (folder / broken).write_text(text)
+        model = open_model(folder.parent, pool, TINY)
+        with pytest.raises(ValueError, match=match):  # what the tab and the CLI show as a message
+            model.sample(ImageRequest("a bag"))
+
+
 def test_defaults_come_from_the_manifest(tiny):
     r = tiny.resolve(ImageRequest("a bag"))
     assert (r.steps, r.guidance, r.scheduler) == (10, 3.0, "ddim")

@@ -65,7 +65,7 @@ def test_config_reads_diffusers_keys_and_rejects_nonsense():
                                      "beta_end": 0.03, "_class_name": "DDPMScheduler", "trained_betas": None})
     assert cfg.num_train_timesteps == 500 and make_scheduler("ddpm", cfg).alphas_cumprod.shape == (500,)
     for bad in ({"beta_schedule": "sigmoid"}, {"prediction_type": "v_prediction"}, {"beta_start": 0.5, "beta_end": 0.1},
-                {"timestep_spacing": "random"}):
+                {"timestep_spacing": "random"}, {"beta_start": "0.1"}):
         with pytest.raises(ValueError):
             SchedulerConfig.from_dict(bad)
     with pytest.raises(ValueError, match="ddpm, ddim, euler_a, dpmpp_2m"):
@@ -74,7 +74,7 @@ def test_config_reads_diffusers_keys_and_rejects_nonsense():
 
 # -- timesteps ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("n", [1, 2, 7, 25, 50, 1000])
+@pytest.mark.parametrize("n", [1, 2, 7, 25, 50, 61, 103, 1000])  # 61, 103: trailing spacing's arange gave n + 1
 def test_timesteps_descend_in_range_from_the_top(name, n):
     s = make_scheduler(name, CONFIG)
     s.set_timesteps(n)

@@ -209,6 +209,15 @@ def test_unknown_words_warn_and_a_long_prompt_disables_generate(tab, qtbot):
     assert tab.prompt.text() == "a red sneaker "
 
 
+def test_guidance_box_refuses_pasted_nan_and_infinity(tab):
+    from PySide6.QtGui import QValidator
+
+    for text in ("nan", "inf", "-Infinity", "1e999"):  # an exception in validate() takes the studio down
+        assert tab.guidance.validate(text, 0)[0] == QValidator.State.Invalid, text
+        assert tab.guidance.valueFromText(text) == tab.guidance.value()
+    assert tab.guidance.validate("7.5", 0)[0] == QValidator.State.Acceptable
+
+
 def test_ctrl_return_generates_and_the_history_brings_settings_back(tab, qtbot):
     first = run(tab, qtbot, prompt="a photo of a coat", seed=21, steps=3, scheduler="euler_a", guidance=2.5,
                 negative="a bag", batch=2)
@@ -257,6 +266,26 @@ def test_saved_png_dropped_on_the_tab_restores_its_settings(tab, qtbot, tmp_path
     assert a != b and a.exists() and b.exists()
 
 
+def test_a_png_dropped_on_the_prompt_box_restores_its_settings_and_leaves_the_text(tab, tmp_path):
+    from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QDragEnterEvent
+    from PySide6.QtWidgets import QApplication
+
+    png = save_png(np.zeros((8, 8, 3), np.uint8), tmp_path / "made.png",
+                   {"family": "diffusion", "model": "diffusion-tiny", "prompt": "a photo of a boot", "seed": 9})
+    tab.prompt.set_text("a bag")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(png))])
+    target = tab.prompt.viewport()
+    enter = QDragEnterEvent(QPoint(5, 5), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(target, enter)  # the prompt box passes it on, so the tab takes the drop
+    assert enter.isAccepted()
+    QApplication.sendEvent(target, QDropEvent(QPointF(5, 5), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                                              Qt.KeyboardModifier.NoModifier))
+    assert tab.prompt.text() == "a photo of a boot" and tab.seed.value() == 9 and "made.png" in tab.status.text()
+
+
 def test_dropping_other_files_changes_nothing(tab, tmp_path):
     plain = tmp_path / "plain.png"
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(plain)
@@ -273,6 +302,32 @@ def test_dropping_other_files_changes_nothing(tab, tmp_path):
     drop(tab, gan)
     assert "gan model" in tab.status.text() and "nothing changed" in tab.status.text()
     assert tab.request() == before and restored == [] and tab.status.property("role") == "error"
+
+
+def test_save_png_into_a_folder_that_cannot_be_written_says_so(tab, qtbot, tmp_path, monkeypatch):
+    from genstudio.qt import qt_image
+
+    run(tab, qtbot, steps=2)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the folder should be")
+    target = blocker / "image.png"
+    monkeypatch.setattr(qt_image.QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), "PNG (*.png)"))
+    tab.save_button.click()
+    assert "could not write" in tab.status.text() and tab.status.property("role") == "error"
+    assert tab.save_button.isEnabled() and not target.exists()
+
+
+@pytest.mark.filterwarnings("ignore:libshiboken")  # its note on the overflow it raises
+def test_a_png_with_out_of_range_settings_restores_the_rest_and_says_so(tab, tmp_path):
+    restored = []
+    tab.settings_restored.connect(restored.append)
+    for k, bad in enumerate(({"steps": 10**12}, {"batch": 10**12}, {"guidance": float("inf")})):
+        png = save_png(np.zeros((8, 8, 3), np.uint8), tmp_path / "odd.png",
+                       {"family": "diffusion", "model": "diffusion-tiny", "prompt": "a photo of a bag", **bad})
+        tab.prompt.set_text("a coat")
+        drop(tab, png)
+        assert len(restored) == k + 1 and tab.prompt.text() == "a photo of a bag", bad
+        assert "could not be read" in tab.status.text() and tab.status.property("role") == "error"
 
 
 def test_gif_export_has_one_frame_per_step(tab, qtbot, tmp_path):
@@ -301,6 +356,36 @@ def test_a_failing_run_shows_in_the_status_and_the_tab_goes_on(tab, qtbot, monke
     monkeypatch.setattr(tab.model, "sample", real)
     run(tab, qtbot, steps=2)
     assert tab.status.property("role") == "muted"
+
+
+def test_a_broken_model_folder_is_refused_and_the_others_still_open(qtbot, tmp_path, root, pool):
+    import json
+    import shutil
+
+    from diffusion_tiny import TINY
+
+    from genstudio.qt.qt_image import QtImageTab
+
+    models = tmp_path / "models"
+    for name, broken, text in (("diffusion-a-tokenizer", "tokenizer/tokenizer.json", "{not json"),
+                               ("diffusion-b-scheduler", "scheduler/scheduler_config.json", '{"beta_start": "x"}'),
+                               (TINY, None, "")):
+        shutil.copytree(root / TINY, models / name)
+        manifest = json.loads((models / name / "model.json").read_text())
+        (models / name / "model.json").write_text(json.dumps({**manifest, "name": name}))
+        if broken:
+            (models / name / broken).write_text(text)
+    jobs = JobManager()
+    ctx = StudioContext(registry=Registry([(models, "shipped")]), pool=pool, jobs=jobs, output_dir=lambda: tmp_path)
+    w = QtImageTab(ctx)  # the first model in the box is the broken one: the tab still opens
+    qtbot.addWidget(w)
+    assert w.model is None and "diffusion-a-tokenizer cannot be opened" in w.status.text()
+    assert "tokenizer" in w.view.message and not w.generate_button.isEnabled()
+    w.model_box.setCurrentIndex(w.model_box.findData("diffusion-b-scheduler"))
+    assert w.model is None and "scheduler config" in w.status.text()
+    w.model_box.setCurrentIndex(w.model_box.findData(TINY))
+    assert w.model.name == TINY and w.generate_button.isEnabled() and w.status.property("role") == "muted"
+    jobs.shutdown()
 
 
 def test_no_model_shows_how_to_build_one(qtbot, tmp_path):

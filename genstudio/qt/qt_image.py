@@ -231,7 +231,10 @@ class QtImageTab(QWidget):
         try:
             model = DiffusionModel(self.ctx.registry.get(name), self.ctx.pool)
             vocabulary = model.vocabulary  # reads the tokenizer: a broken one fails here, not mid-run
-        except (ValueError, OSError, KeyError) as e:
+            steps_max = model.scheduler_config.num_train_timesteps  # likewise the scheduler config
+            c, h, w = model.image_shape
+            max_length = model.max_length
+        except (ValueError, OSError, KeyError, TypeError) as e:
             self.model = None
             self.view.set_message(f"{name} cannot be opened:\n{e}")
             self.say(f"{name} cannot be opened: {e}", error=True)
@@ -240,9 +243,8 @@ class QtImageTab(QWidget):
         self.model = model
         for card in (self.prompt_card, self.settings_card):
             card.setEnabled(True)
-        c, h, w = model.image_shape
         self.model_info.setText(f"{w}×{h} {'colour' if c == 3 else 'greyscale'} · {len(vocabulary)} words · "
-                                f"prompts up to {model.max_length} tokens"
+                                f"prompts up to {max_length} tokens"
                                 + (f" · {model.dataset}" if model.dataset else ""))
         self.prompt.set_vocabulary(vocabulary)
         self.negative.set_vocabulary(vocabulary)
@@ -256,7 +258,7 @@ class QtImageTab(QWidget):
         for caption in model.classes:
             self.class_box.addItem(caption, caption)
         self.class_box.setVisible(bool(model.classes))
-        self.steps.setMaximum(model.scheduler_config.num_train_timesteps)
+        self.steps.setMaximum(steps_max)
         self.unet.clear()
         for precision in model.unet_precisions:
             self.unet.addItem(precision, precision)
@@ -652,8 +654,8 @@ class QtImageTab(QWidget):
                 if seed > SEED_MAX:
                     notes.append(f"seed {seed} is beyond this box's {SEED_MAX}")
                 self._set_seed(min(seed, SEED_MAX), lock=True)
-        except (TypeError, ValueError) as e:
-            notes.append(f"a value could not be read ({e})")
+        except (TypeError, ValueError, OverflowError) as e:  # OverflowError: beyond a box's int ("steps": 1e12)
+            notes.append(f"a value could not be read ({e or type(e).__name__})")
         self._check_prompt()
         self.say(f"settings of {source or 'the image'} restored (seed locked)"
                  + (f" · {'; '.join(notes)}" if notes else ""), error=bool(notes))
@@ -710,7 +712,10 @@ class QtImageTab(QWidget):
         default = str(self.ctx.output_dir() / self._default_name(".png"))
         path, _ = QFileDialog.getSaveFileName(self, "Save image", default, "PNG (*.png)")
         if path:
-            self.save_image(Path(path), self.view.selected)
+            try:
+                self.save_image(Path(path), self.view.selected)
+            except OSError as e:  # a read-only folder, a full disk: say so (File > Save Output has its own box)
+                self.say(f"could not write {path}: {e}", error=True)
 
     def can_save_output(self) -> bool:
         return self.current is not None and self.current.images is not None

@@ -75,7 +75,7 @@ class QtDecimalSpinBox(QSpinBox):
     def valueFromText(self, text: str) -> int:  # noqa: N802 - Qt's name
         try:
             return round(float(text.strip().replace(",", ".")) * self.scale)
-        except ValueError:
+        except (ValueError, OverflowError):
             return self.value()
 
     def validate(self, text: str, pos: int):
@@ -85,10 +85,10 @@ class QtDecimalSpinBox(QSpinBox):
         if t in ("", ".", "-"):
             return QValidator.State.Intermediate, text, pos
         try:
-            v = float(t)
-        except ValueError:
+            v = round(float(t) * self.scale)
+        except (ValueError, OverflowError):  # not a number, nan or inf (pasted): raising here would crash Qt
             return QValidator.State.Invalid, text, pos
-        ok = self.minimum() <= round(v * self.scale) <= self.maximum()
+        ok = self.minimum() <= v <= self.maximum()
         return (QValidator.State.Acceptable if ok else QValidator.State.Intermediate), text, pos
 
     def decimal(self) -> float:
@@ -181,6 +181,12 @@ class QtPromptEdit(QPlainTextEdit):
             self.update_completion()
         else:
             popup.hide()
+
+    def canInsertFromMimeData(self, source) -> bool:  # noqa: N802 - Qt's name
+        """Not a dropped file: it goes on to the tab (a PNG restores its settings) instead of in as its URL."""
+        if any(u.isLocalFile() for u in source.urls()):
+            return False
+        return super().canInsertFromMimeData(source)
 
     def insertFromMimeData(self, source) -> None:  # noqa: N802 - Qt's name
         if source.hasText():

@@ -195,7 +195,10 @@ class DiffusionModel(ModelFolder):
         if "tokenizer" not in self._cache:
             from tokenizers import Tokenizer
 
-            tok = Tokenizer.from_file(str(self.entry.path("tokenizer")))
+            try:
+                tok = Tokenizer.from_file(str(self.entry.path("tokenizer")))
+            except Exception as e:  # noqa: BLE001 - tokenizers raises a bare Exception for a broken or missing file
+                raise ValueError(f"{self.name}: the tokenizer cannot be read ({e})") from None
             tok.no_padding()  # the engine pads itself, and refuses rather than truncates
             tok.no_truncation()
             if tok.token_to_id("[PAD]") != PAD_ID or tok.token_to_id("[UNK]") != UNK_ID:

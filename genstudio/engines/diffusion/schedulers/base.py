@@ -52,7 +52,10 @@ class SchedulerConfig:
             raise ValueError("a scheduler config must be a JSON object")
         known = {f.name for f in fields(cls)}
         cfg = cls(**{k: v for k, v in data.items() if k in known})
-        cfg.validate()
+        try:
+            cfg.validate()
+        except TypeError as e:  # a value of the wrong type ("beta_start": "0.1"): still a bad config
+            raise ValueError(f"a scheduler config value has the wrong type ({e})") from None
         return cfg
 
     def validate(self) -> None:
@@ -95,7 +98,8 @@ def spaced_timesteps(num_train: int, n: int, spacing: str, steps_offset: int = 0
         t = (np.arange(0, n) * ratio).round()[::-1] + steps_offset
     elif spacing == "trailing":
         ratio = num_train / n
-        t = np.round(np.arange(num_train, 0, -ratio)) - 1
+        # T - k ratio for k < n: arange(T, 0, -ratio) adds a point just above 0 for some n (61 of 1000)
+        t = np.round(num_train - np.arange(n) * ratio) - 1
     else:
         raise ValueError(f"timestep spacing must be one of {', '.join(SPACINGS)}, not {spacing!r}")
     return np.clip(t, 0, num_train - 1).astype(np.int64)
