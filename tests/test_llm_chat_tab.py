@@ -226,3 +226,88 @@ def test_shutdown_stops_a_running_build(qtbot, tmp_path, models_root):
     tab.shutdown()  # what the main window calls on close
     assert not panel.running()
     jobs.shutdown()
+
+
+def test_a_reply_that_cannot_be_saved_says_so_and_frees_the_buttons(qtbot, chat, monkeypatch):
+    import sqlite3
+
+    tab = chat
+    tab.panel.max_new_tokens.setValue(3)
+
+    def full(*_a, **_k):
+        raise sqlite3.OperationalError("database or disk is full")
+    monkeypatch.setattr(tab.store, "update_message", full)
+    assert send_and_wait(qtbot, tab, "hello") == "succeeded"
+    assert tab.send_button.isEnabled() and not tab.stop_button.isEnabled() and tab.model_box.isEnabled()
+    assert "could not be saved" in tab.transcript.notice.text() and "disk is full" in tab.transcript.notice.text()
+    assert tab.transcript.messages[-1].text  # the reply is still on screen to copy
+
+
+def test_sending_into_a_new_chat_while_a_search_is_shown(qtbot, chat):
+    tab = chat
+    tab.panel.max_new_tokens.setValue(3)
+    cid = tab.new_conversation()
+    tab.conversations.search.setText("chat")  # lists the "New chat" ones; the first message renames it
+    assert tab.conversations.current_id() == cid
+    assert send_and_wait(qtbot, tab, "hello") == "succeeded"
+    assert tab._cid == cid and tab.conversations.current_id() == cid
+    assert [m.role for m in tab.store.messages(cid)] == ["user", "assistant"]
+    assert [m.role for m in tab.transcript.messages] == ["user", "assistant"]
+
+
+def test_a_system_prompt_typed_just_before_switching_chats_is_kept(qtbot, chat):
+    tab = chat
+    a = tab.new_conversation()
+    b = tab.new_conversation()
+    tab.conversations.select(a)
+    tab.panel.system.setPlainText("You are a pirate.")  # saved 400 ms after the last keystroke
+    tab.conversations.select(b)
+    qtbot.wait(500)
+    assert tab.store.get(a).system_prompt == "You are a pirate."
+    assert tab.store.get(b).system_prompt == "" and tab.panel.system.toPlainText() == ""
+    tab.panel.system.setPlainText("Be brief.")
+    tab.shutdown()  # the window closes at once
+    assert tab.store.get(b).system_prompt == "Be brief."
+
+
+def test_a_chat_with_hand_edited_settings_opens(qtbot, chat):
+    import json
+
+    tab = chat
+    cid = tab.new_conversation()
+    tab.store.db.execute("UPDATE conversations SET settings = ? WHERE id = ?",
+                         (json.dumps({"temperature": "hot", "top_k": 5.0, "top_p": "0.5"}), cid))
+    tab.new_conversation()
+    tab.conversations.select(cid)
+    assert tab._cid == cid
+    s = tab.panel.settings()
+    assert s.temperature == pytest.approx(tab.panel.defaults.temperature) and s.top_k == 5 and s.top_p == 0.5
+
+
+def test_export_that_cannot_be_written_says_so(qtbot, chat, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    tab = chat
+    cid = tab.new_conversation()
+    tab.store.rename(cid, 'What is 2/3? "a": b')
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    assert tab.export_markdown(blocker / "chat.md") is None  # the folder is a file: no traceback, a message
+    assert "export failed" in tab.transcript.notice.text()
+    asked = []
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a: (asked.append(a[2]), ("", ""))[1]))
+    assert tab.export_markdown() is None
+    name = asked[0].replace("\\", "/").rsplit("/", 1)[-1]
+    assert name.endswith(".md") and not set(name) & set('\\/:*?"<>|')  # a name Windows accepts too
+
+
+def test_html_in_a_message_shows_as_text(qtbot):
+    from PySide6.QtGui import QTextDocument
+
+    from genstudio.qt.qt_chat_view import QtMessage
+
+    m = QtMessage("user", "what does <script> do?\n\n<table>\n\nand **this**")
+    qtbot.addWidget(m)
+    doc = QTextDocument()
+    doc.setHtml(m.body.text())
+    assert doc.toPlainText() == "what does <script> do?\n<table>\nand this"

@@ -56,6 +56,14 @@ def test_template_is_sandboxed():
         bad.render([{"role": "user", "content": "x"}])
 
 
+def test_a_broken_or_missing_tokenizer_names_its_file(tmp_path):
+    broken = tmp_path / "tokenizer.json"
+    broken.write_text((exported_tiny() / "tokenizer.json").read_text(encoding="utf-8")[:300], encoding="utf-8")
+    for path in (broken, tmp_path / "gone" / "tokenizer.json"):
+        with pytest.raises(ValueError, match="tokenizer.json"):
+            ChatTokenizer.from_files(path)
+
+
 def test_streaming_never_splits_a_utf8_character(tok):
     text = "é日🙂 ok"
     ids = tok.encode(text)
@@ -100,6 +108,23 @@ def test_repetition_penalty():
     logits = np.array([2.0, 1.5, -1.0])
     assert s(logits, np.array([0])) == 1  # 2.0 / 2 < 1.5
     np.testing.assert_allclose(s.penalize(logits, np.array([2])), [2.0, 1.5, -2.0])
+
+
+def test_settings_of_the_wrong_type_keep_the_defaults():
+    # a hand-edited chat history or model.json: the tab shows the settings instead of failing to open the chat
+    s = SamplingSettings.from_dict({"temperature": "hot", "top_p": "0.5", "top_k": 5.0, "seed": "7",
+                                    "max_new_tokens": None, "stop": "###", "unknown": 1})
+    assert s == SamplingSettings(top_p=0.5, top_k=5, seed=7, stop=["###"])
+    assert isinstance(s.top_k, int) and isinstance(s.top_p, float)
+    assert SamplingSettings.from_dict({"seed": None, "stop": 3}) == SamplingSettings()
+
+
+def test_perplexity_refuses_a_window_under_two_tokens():
+    from genstudio.engines.llm.perplexity import perplexity
+
+    for window in (1, 0, -3):
+        with pytest.raises(ValueError, match="window"):
+            next(perplexity(lambda ids: np.zeros((len(ids), 4)), [1, 2, 3], window=window))
 
 
 def test_stop_matcher_holds_back_and_cuts():

@@ -114,6 +114,28 @@ def test_cli_generate_text_json(capsys, monkeypatch, tmp_path):
     assert np.isfinite(ppl) and ppl > 1
 
 
+def test_cli_llm_mistakes_are_one_line(capsys, tmp_path):
+    from genstudio.cli import main
+    from genstudio.runtime import paths
+
+    folder = paths.user_models_dir() / "tiny-llama"
+    shutil.copytree(exported_tiny(), folder)
+    m = Manifest.load(folder)
+    m.files = [f for f in m.files if f.role != "decoder_fp32"]  # as `export llm --no-fp32` leaves it
+    m.save(folder)
+    (folder / "model_fp32.onnx").unlink()
+    assert main(["generate", "text", "--prompt", "hi", "--variant", "fp32", "--threads", "1"]) == 2
+    assert "decoder_fp32" in capsys.readouterr().err
+    text = tmp_path / "t.txt"
+    text.write_text("the cat sat on the mat. " * 100, encoding="utf-8")
+    for window, says in (("1", "at least two tokens"), ("0", "at least two tokens"), ("100000", "context")):
+        assert main(["evaluate", "llm", "--text", str(text), "--window", window]) == 2
+        assert says in capsys.readouterr().err
+    text.write_bytes(b"\xff\xfe not utf-8")
+    assert main(["evaluate", "llm", "--text", str(text)]) == 2
+    assert "UTF-8" in capsys.readouterr().err
+
+
 def test_cli_export_refuses_a_broken_gguf(tmp_path, capsys):
     from genstudio.cli import main
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
+
 from genstudio.engines.llm.store import ChatStore, default_path
 
 
@@ -61,3 +63,26 @@ def test_survives_reopen_and_uses_wal(tmp_path):
 
 def test_default_path_is_in_user_data(_private_home):
     assert str(default_path()).startswith(str(_private_home))
+
+
+def test_a_write_refused_while_another_program_holds_the_lock_does_not_hang_the_store(tmp_path):
+    path = tmp_path / "c.sqlite3"
+    s = ChatStore(path)
+    c = s.create("Busy")
+    s.db.execute("PRAGMA busy_timeout=50")
+    other = sqlite3.connect(str(path), isolation_level=None)  # e.g. a database browser with unsaved edits
+    other.execute("BEGIN IMMEDIATE")
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        s.add_message(c.id, "user", "refused")
+    other.execute("ROLLBACK")
+    other.close()
+    assert not s._lock.locked()  # a leaked lock would hang the next call forever
+    s.add_message(c.id, "user", "accepted")
+    assert [m.content for m in s.messages(c.id)] == ["accepted"]
+
+
+def test_a_file_that_is_not_a_database_names_itself(tmp_path):
+    path = tmp_path / "chats.sqlite3"
+    path.write_bytes(b"not a database " * 100)
+    with pytest.raises(sqlite3.DatabaseError, match="chats.sqlite3"):
+        ChatStore(path)

@@ -123,11 +123,15 @@ def _progress_lines(bar):
 
 
 def _engine(args: argparse.Namespace, *, context_window: int | None = None):
+    from genstudio.cli import CliError
     from genstudio.cli.common import pick_model, session_pool
     from genstudio.engines.llm.chat import ChatEngine
 
     entry = pick_model("llm", getattr(args, "model", None))
-    return ChatEngine.from_entry(entry, session_pool(args), variant=args.variant, context_window=context_window)
+    try:
+        return ChatEngine.from_entry(entry, session_pool(args), variant=args.variant, context_window=context_window)
+    except ValueError as e:  # --variant fp32 of a model exported with --no-fp32, a decoder in another layout
+        raise CliError(f"{entry.name}: {e}") from None
 
 
 def cmd_generate_text(args: argparse.Namespace) -> int:
@@ -178,9 +182,15 @@ def cmd_evaluate_llm(args: argparse.Namespace) -> int:
 
     if not args.text.is_file():
         raise CliError(f"{args.text} is not a file")
+    try:
+        text = args.text.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise CliError(f"{args.text} is not UTF-8 text: {e}") from None
     args.provider = None
     engine = _engine(args, context_window=max(args.window + 1, 2))
-    ids = engine.tokenizer.encode(args.text.read_text(encoding="utf-8"))
+    if args.window > engine.context_window:  # positions past the context are outside what the graph holds
+        raise CliError(f"--window {args.window} is longer than {engine.name}'s {engine.context_window}-token context")
+    ids = engine.tokenizer.encode(text)
     try:
         r = drive(perplexity(engine.decoder.score, ids, window=args.window),
                   on_progress=text_bar("perplexity"))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import sqlite3
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -188,6 +190,9 @@ class QtChatTab(QWidget):
         if self.busy():
             self.stop()  # the reply keeps its place in the store; its widget goes with this view
             self._reply = None
+        if self._system_timer.isActive():  # a system prompt typed just now belongs to the chat it was typed in
+            self._system_timer.stop()
+            self._save_system()
         self._cid = cid
         self.cancel_edit()
         self.transcript.clear()
@@ -209,11 +214,20 @@ class QtChatTab(QWidget):
 
     def _save_settings(self) -> None:
         if self._cid is not None:
-            self.store.set_settings(self._cid, self.panel.changed_values())
+            self._write(self.store.set_settings, self._cid, self.panel.changed_values())
 
     def _save_system(self) -> None:
         if self._cid is not None:
-            self.store.set_system_prompt(self._cid, self.panel.system.toPlainText())
+            self._write(self.store.set_system_prompt, self._cid, self.panel.system.toPlainText())
+
+    def _write(self, write: Callable, *args) -> bool:
+        """A store write; a full disk, a read-only or locked history is said in the transcript, never raised."""
+        try:
+            write(*args)
+        except sqlite3.Error as e:
+            self.transcript.set_notice(f"The conversation could not be saved: {e}")
+            return False
+        return True
 
     def _message_widget(self, role, text, mid, position, stats=None) -> QtMessage:
         w = QtMessage(role, text, message_id=mid, position=position, stats=stats)
@@ -224,7 +238,10 @@ class QtChatTab(QWidget):
 
     # -- sending ----------------------------------------------------------------------------------
     def shutdown(self) -> None:
-        """Called by the main window on close: stop a model build that is still running."""
+        """Called by the main window on close: save a system prompt typed just now, stop a model build."""
+        if self._system_timer.isActive():
+            self._system_timer.stop()
+            self._save_system()
         self.build_panel.shutdown()
 
     def busy(self) -> bool:
@@ -240,14 +257,19 @@ class QtChatTab(QWidget):
         cid = self._cid
         self._system_timer.stop()
         self._save_system()
-        if self.editing is not None:
-            self.store.delete_from(cid, self.editing)
-            self.transcript.remove_from(self.editing)
-            self.cancel_edit()
-        if not self.store.messages(cid) and self.store.get(cid).title == "New chat":
-            self.store.rename(cid, text.splitlines()[0][:48])
-            self.conversations.reload(select=cid)
-        m = self.store.add_message(cid, "user", text)
+        try:
+            if self.editing is not None:
+                self.store.delete_from(cid, self.editing)
+                self.transcript.remove_from(self.editing)
+                self.cancel_edit()
+            if not self.store.messages(cid) and self.store.get(cid).title == "New chat":
+                self.store.rename(cid, text.splitlines()[0][:48])
+                self.conversations.search.clear()  # a search the new title misses would close this chat
+                self.conversations.reload(select=cid)
+            m = self.store.add_message(cid, "user", text)
+        except sqlite3.Error as e:  # the text stays in the input box
+            self.transcript.set_notice(f"The message could not be saved: {e}")
+            return False
         self.transcript.add(self._message_widget("user", text, m.id, m.position))
         self.input.clear()
         self._start_reply(entry)
@@ -260,7 +282,8 @@ class QtChatTab(QWidget):
         msgs = self.store.messages(self._cid)
         if not msgs or msgs[-1].role != "assistant":
             return
-        self.store.delete_from(self._cid, msgs[-1].position)
+        if not self._write(self.store.delete_from, self._cid, msgs[-1].position):
+            return
         self.transcript.remove_from(msgs[-1].position)
         self._start_reply(self.current_entry())
 
@@ -283,7 +306,11 @@ class QtChatTab(QWidget):
     def _start_reply(self, entry: ModelEntry) -> None:
         cid = self._cid
         messages = self.store.chat_messages(cid)
-        reply = self.store.add_message(cid, "assistant", "")
+        try:
+            reply = self.store.add_message(cid, "assistant", "")
+        except sqlite3.Error as e:
+            self.transcript.set_notice(f"The reply could not be saved: {e}")
+            return
         self._reply_ref = (cid, reply.id, reply.position)
         self._reply = self.transcript.add(self._message_widget("assistant", "", reply.id, reply.position))
         self.transcript.set_notice("")
@@ -318,7 +345,7 @@ class QtChatTab(QWidget):
         now = time.monotonic()
         if now - self._last_save > SAVE_EVERY_S:
             self._last_save = now
-            self.store.update_message(self._reply_ref[1], d.text)
+            self._write(self.store.update_message, self._reply_ref[1], d.text)
 
     def _finish(self, state: str) -> None:
         self._reply = None
@@ -329,11 +356,12 @@ class QtChatTab(QWidget):
 
     def _on_done(self, r: ChatResult) -> None:
         stats = {**r.stats.to_dict(), "finish_reason": r.finish_reason}
-        self.store.update_message(self._reply_ref[1], r.text, stats)
+        saved = self._write(self.store.update_message, self._reply_ref[1], r.text, stats)
         if self._reply is not None:
             self._reply.set_text(r.text)
             self._reply.set_stats(stats)
-            self.transcript.set_notice(r.notice)
+            if saved:
+                self.transcript.set_notice(r.notice)
             self.panel.set_context(r.stats.context_used, r.stats.context_window)
         self.status.setText(f"{r.stats.decode_tokens_per_s:.1f} tokens/s, first token after "
                             f"{r.stats.time_to_first_token_s * 1000:.0f} ms")
@@ -342,7 +370,7 @@ class QtChatTab(QWidget):
     def _on_cancelled(self, last) -> None:
         text = last.text if isinstance(last, ChatDelta) else ""
         stats = {"new_tokens": last.step if isinstance(last, ChatDelta) else 0, "stopped": True}
-        self.store.update_message(self._reply_ref[1], text, stats)
+        self._write(self.store.update_message, self._reply_ref[1], text, stats)
         if self._reply is not None:
             self._reply.set_text(text)
             self._reply.set_stats(stats)
@@ -351,7 +379,7 @@ class QtChatTab(QWidget):
 
     def _on_failed(self, failure: JobFailure) -> None:
         cid, _mid, position = self._reply_ref
-        self.store.delete_from(cid, position)
+        self._write(self.store.delete_from, cid, position)
         if self._reply is not None:
             self.transcript.remove_from(position)
         self.transcript.set_notice(f"The reply failed: {failure.message}")
@@ -363,14 +391,19 @@ class QtChatTab(QWidget):
         if self._cid is None:
             return None
         if path is None:
-            name = self.store.get(self._cid).title.replace("/", "-")[:60] or "chat"
+            name = re.sub(r'[\\/:*?"<>|\x00-\x1f]+', "-", self.store.get(self._cid).title)[:60].strip(" .") or "chat"
             chosen, _ = QFileDialog.getSaveFileName(self, "Export conversation", str(self.ctx.output_dir() / f"{name}.md"),
                                                     "Markdown (*.md)")
             if not chosen:
                 return None
             path = Path(chosen)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.store.export_markdown(self._cid), encoding="utf-8")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(self.store.export_markdown(self._cid), encoding="utf-8")
+        except OSError as e:  # a read-only folder, a full disk
+            self.ctx.show_status(f"Could not save {path}: {e}")
+            self.transcript.set_notice(f"The export failed: could not write {path}: {e}")
+            return None
         self.ctx.show_status(f"Saved {path}")
         return path
 

@@ -104,7 +104,8 @@ class QtMessage(QFrame):
 def markdown_html(text: str, code_background: QColor) -> str:
     """Markdown as rich text, with fenced code blocks shaded so they stand apart from the prose."""
     doc = QTextDocument()
-    doc.setMarkdown(text)
+    md = QTextDocument.MarkdownFeature
+    doc.setMarkdown(text, md.MarkdownDialectGitHub | md.MarkdownNoHTML)  # "<div>" in prose is text, not a tag
     block = doc.begin()
     while block.isValid():
         fmt = block.blockFormat()

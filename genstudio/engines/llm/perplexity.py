@@ -32,6 +32,8 @@ def perplexity(score: Callable[[list[int]], np.ndarray], ids: list[int], *, wind
     """`score(ids) -> logits (len(ids), vocab)` from an empty context; the same windows for every backend."""
     if len(ids) < 2:
         raise ValueError("the text needs at least two tokens")
+    if window < 2:
+        raise ValueError(f"the window must hold at least two tokens, not {window}")
     starts = list(range(0, len(ids) - 1, window))
     nll_sum, n = 0.0, 0
     for w, s in enumerate(starts):

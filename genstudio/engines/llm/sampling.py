@@ -23,8 +23,15 @@ class SamplingSettings:
 
     @classmethod
     def from_dict(cls, d: dict | None) -> SamplingSettings:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in (d or {}).items() if k in known})
+        """Known keys only; a value of the wrong type (a hand-edited chat history or model.json) keeps the default."""
+        out = {}
+        for f in fields(cls):
+            if f.name in (d or {}):
+                try:
+                    out[f.name] = _coerce(f.name, d[f.name])
+                except (TypeError, ValueError, OverflowError):  # OverflowError: int(Infinity)
+                    pass
+        return cls(**out)
 
     def with_(self, **changes) -> SamplingSettings:
         return replace(self, **changes)
@@ -92,6 +99,21 @@ class Sampler:
         nz = np.flatnonzero(probs)
         p = probs[nz]
         return int(nz[self.rng.choice(nz.size, p=p / p.sum())])
+
+
+def _coerce(name: str, value):
+    """A settings value as its field's type: '0.7' -> 0.7; raises TypeError or ValueError when it is none."""
+    if name == "seed":
+        return None if value is None else int(value)
+    if name == "stop":
+        if isinstance(value, str):
+            return [value]
+        if not isinstance(value, list):
+            raise TypeError(f"stop must be a list of strings, not {type(value).__name__}")
+        return [str(v) for v in value]
+    if name in ("top_k", "max_new_tokens"):
+        return int(value)
+    return float(value)
 
 
 def _descending(probs: np.ndarray, mass: float) -> np.ndarray:

@@ -65,16 +65,19 @@ class ChatStore:
         self.path = Path(path) if path else default_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self.db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise RuntimeError(f"{self.path} was written by a newer studio (schema {version})")
-        self.db.executescript(SCHEMA)  # idempotent; runs in its own transaction
-        self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        try:
+            self.db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise RuntimeError(f"{self.path} was written by a newer studio (schema {version})")
+            self.db.executescript(SCHEMA)  # idempotent; runs in its own transaction
+            self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as e:  # "file is not a database", a read-only folder: say which file
+            raise sqlite3.DatabaseError(f"cannot open the chat history {self.path}: {e}") from e
 
     def close(self) -> None:
         with self._lock:
@@ -86,7 +89,11 @@ class ChatStore:
         class _Tx:
             def __enter__(self):
                 store._lock.acquire()
-                store.db.execute("BEGIN IMMEDIATE")
+                try:
+                    store.db.execute("BEGIN IMMEDIATE")  # "database is locked" while another program writes
+                except BaseException:
+                    store._lock.release()  # __exit__ does not run: a held lock would hang every later call
+                    raise
 
             def __exit__(self, kind, *_):
                 try:

@@ -55,7 +55,10 @@ class ChatTokenizer:
     @classmethod
     def from_files(cls, tokenizer_json: Path, template: Path | None = None, *,
                    special: dict | None = None) -> ChatTokenizer:
-        tok = Tokenizer.from_file(str(tokenizer_json))
+        try:
+            tok = Tokenizer.from_file(str(tokenizer_json))
+        except Exception as e:  # noqa: BLE001 - tokenizers raises a bare Exception: "EOF while parsing", no file
+            raise ValueError(f"cannot read the tokenizer {tokenizer_json}: {e}") from None
         text = Path(template).read_text(encoding="utf-8") if template and Path(template).is_file() else None
         sp = SpecialTokens()
         if special:
