@@ -54,6 +54,34 @@ def test_generate_human_line_and_errors(tiny_models, capsys):
     assert main(["generate", "gan", "--model", "no-such-model"]) == 2
 
 
+def test_generate_bad_input_and_unwritable_paths_are_one_line(tiny_models, tmp_path, capsys):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the folder should be")
+    for extra, message in ((["--out", str(blocker / "g.png")], "could not write the images"),
+                           (["--npy", str(blocker / "g.npy")], "could not write the images"),
+                           (["--seed", "-1"], "--seed must be 0 or more"),
+                           (["--truncation", "nan"], "--truncation must be a number")):
+        assert main(["generate", "gan", "--n", "2", *extra]) == 2, extra
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, extra
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["not-a-folder"]
+
+
+def test_generate_with_a_broken_model_folder_is_one_line(tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from gan_tiny import TINY_GAN, tiny_gan_root
+
+    for broken, text in (("w_avg.npy", b"not an npy"), ("synthesis.onnx", b"not onnx")):
+        root = tmp_path / broken
+        shutil.copytree(tiny_gan_root(), root)
+        (root / TINY_GAN / broken).write_bytes(text)
+        monkeypatch.setenv("GENSTUDIO_MODELS", str(root))
+        assert main(["generate", "gan", "--model", TINY_GAN, "--n", "2"]) == 2, broken
+        err = capsys.readouterr().err
+        assert f"{TINY_GAN} cannot be used" in err and "Traceback" not in err, broken
+
+
 def test_export_from_checkpoint_records_command(tmp_path, capsys):
     from gan_tiny import tiny_gan_folder
     from vae_tiny import tiny_data

@@ -165,3 +165,64 @@ def test_new_directions_leave_no_old_widgets_drawn(tab):
     QApplication.processEvents()  # shows the new rows; deleteLater's events wait for an event loop
     shown = [w for w in tab.sliders.findChildren(QWidget) if not w.isHidden()]
     assert len(shown) == 4  # the one row: name, slider, value, reset
+
+
+def test_save_into_a_folder_that_cannot_be_written_says_so(tab, tmp_path, monkeypatch):
+    from genstudio.qt import qt_gan
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the folder should be")
+    shown: list[str] = []
+    tab.ctx.show_status = shown.append
+    for name, save in (("face.png", tab.save_face_button.click), ("grid.png", tab.save_grid.click)):
+        target = blocker / name
+        monkeypatch.setattr(qt_gan.QFileDialog, "getSaveFileName", lambda *a, t=target, **k: (str(t), "PNG (*.png)"))
+        tab.status.setText("")
+        save()  # an exception here would reach only stderr
+        assert "could not write" in tab.status.text() and name in tab.status.text(), name
+        assert shown and "could not write" in shown[-1]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("not-a")) == ["not-a-folder"]
+
+
+def test_a_broken_model_folder_is_refused_and_the_tab_goes_on(qtbot, tmp_path):
+    import json
+    import shutil
+
+    from gan_tiny import TINY_GAN, tiny_gan_with_directions
+
+    from genstudio.qt.qt_gan import QtGanTab
+
+    root = tiny_gan_with_directions(tmp_path)
+    good = root / TINY_GAN
+
+    def broken(name: str, change) -> None:
+        folder = root / name
+        shutil.copytree(good, folder)
+        data = json.loads((folder / "model.json").read_text())
+        data["name"] = name
+        change(folder, data)
+        (folder / "model.json").write_text(json.dumps(data))
+
+    broken("gan-a-truncation", lambda f, d: d["defaults"].update(truncation="high"))
+    broken("gan-b-steps", lambda f, d: d["defaults"].update(morph_steps="ten"))
+    broken("gan-c-mean", lambda f, d: (f / "w_avg.npy").write_bytes(b"not an npy"))
+    broken("gan-d-directions", lambda f, d: d["extra"]["directions"][0].update(index=99))
+    broken("gan-e-no-z-dim", lambda f, d: d["extra"].pop("z_dim"))
+    jobs = JobManager()
+    ctx = StudioContext(registry=Registry([(root, "shipped")]), pool=SessionPool(SessionConfig(provider="cpu")),
+                        jobs=jobs, output_dir=lambda: tmp_path)
+    w = QtGanTab(ctx)
+    qtbot.addWidget(w)
+    names = [w.model_box.itemData(i) for i in range(w.model_box.count())]
+    for name in names:
+        if name == TINY_GAN:
+            continue
+        w.model_box.setCurrentIndex(w.model_box.findData(name))  # an exception here would leave the tab half-set
+        assert w.model is None and f"{name} cannot be opened" in w.status.text(), name
+        assert "cannot be opened" in w.grid.message and w.faces == []
+        w.save_face_button.click()
+        w.save_grid.click()
+    w.model_box.setCurrentIndex(w.model_box.findData(TINY_GAN))
+    qtbot.waitUntil(lambda: len(w.faces) == 16, timeout=WAIT_MS)
+    assert w.model.name == TINY_GAN
+    jobs.shutdown()

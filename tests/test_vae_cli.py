@@ -51,6 +51,43 @@ def test_generate_encode_reconstructs_an_image(tiny_models, tmp_path, capsys):
     assert main(["generate", "vae", "--encode", str(tmp_path / "missing.png")]) == 2
 
 
+def test_generate_encode_of_an_image_over_pillows_pixel_cap_is_one_line(tiny_models, tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    src = tmp_path / "huge.png"
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(src)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 1600 pixels: over twice the cap, a DecompressionBombError
+    assert main(["generate", "vae", "--encode", str(src)]) == 2
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_generate_bad_input_and_unwritable_paths_are_one_line(tiny_models, tmp_path, capsys):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the folder should be")
+    for extra, message in ((["--out", str(blocker / "g.png")], "could not write the images"),
+                           (["--npy", str(blocker / "g.npy")], "could not write the images"),
+                           (["--seed", "-1"], "--seed must be 0 or more"),
+                           (["--temperature", "inf"], "--temperature must be a number")):
+        assert main(["generate", "vae", "--n", "2", *extra]) == 2, extra
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, extra
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["not-a-folder"]
+
+
+def test_generate_with_a_broken_model_folder_is_one_line(tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from vae_tiny import TINY_VAE, tiny_vae_root
+
+    root = tmp_path / "models"
+    shutil.copytree(tiny_vae_root(), root)
+    (root / TINY_VAE / "decoder.onnx").write_bytes(b"not onnx")
+    monkeypatch.setenv("GENSTUDIO_MODELS", str(root))
+    assert main(["generate", "vae", "--model", TINY_VAE, "--n", "2"]) == 2
+    err = capsys.readouterr().err
+    assert f"{TINY_VAE} cannot be used" in err and "Traceback" not in err
+
+
 def test_evaluate_json(tiny_models, capsys):
     from vae_tiny import tiny_data
 

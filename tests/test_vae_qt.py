@@ -103,6 +103,16 @@ def test_encode_a_file(tab, qtbot, tmp_path):
     assert "shirt.png" in tab.encode_panel.info.text()
 
 
+def test_encode_a_file_over_pillows_pixel_cap_says_so(tab, tmp_path, monkeypatch):
+    from PIL import Image
+
+    path = tmp_path / "huge.png"
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 1600 pixels: over twice the cap, a DecompressionBombError
+    tab.encode_file(path)  # a dropped file: an exception here would reach only stderr
+    assert "cannot read" in tab.status.text()
+
+
 def test_interpolate_and_save_gif(tab, qtbot, tmp_path):
     tab.move_cursor(-1.0, -1.0)
     tab.set_point("A")
@@ -129,3 +139,48 @@ def test_arithmetic(tab):
     tab.points_panel.arithmetic.click()
     assert np.allclose(tab.current, [1.0, 1.0], atol=1e-5)
     assert tab.points_panel.result.image is not None and "A-B+C" in tab.map.markers
+
+
+def test_save_into_a_folder_that_cannot_be_written_says_so(tab, tmp_path, monkeypatch):
+    from genstudio.qt import qt_vae
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the folder should be")
+    target = blocker / "decoded.png"
+    monkeypatch.setattr(qt_vae.QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), "PNG (*.png)"))
+    shown: list[str] = []
+    tab.ctx.show_status = shown.append
+    assert tab.current_image is not None
+    tab.decode_panel.save.click()  # an exception here would reach only stderr
+    assert "could not write" in tab.status.text() and shown and "could not write" in shown[-1]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("not-a")) == ["not-a-folder"]
+
+
+def test_a_model_folder_with_codes_of_the_wrong_size_is_refused(qtbot, tmp_path):
+    import json
+    import shutil
+
+    from vae_tiny import TINY_VAE, tiny_vae_root
+
+    from genstudio.qt.qt_vae import VAE_TAB
+
+    root = tmp_path / "models"
+    shutil.copytree(tiny_vae_root() / TINY_VAE, root / TINY_VAE)
+    folder = root / "vae-a-codes"
+    shutil.copytree(root / TINY_VAE, folder)
+    data = json.loads((folder / "model.json").read_text())
+    (folder / "model.json").write_text(json.dumps({**data, "name": "vae-a-codes"}))
+    n = len(np.load(folder / "labels.npy"))
+    np.save(folder / "codes.npy", np.random.default_rng(0).standard_normal((n, 3)).astype(np.float32))  # latent: 2-D
+    jobs = JobManager()
+    ctx = StudioContext(registry=Registry([(root, "shipped")]),
+                        pool=SessionPool(SessionConfig(provider="cpu", threads=1)), jobs=jobs,
+                        output_dir=lambda: tmp_path)
+    w = VAE_TAB.factory(ctx)
+    qtbot.addWidget(w)
+    w.model_box.setCurrentIndex(w.model_box.findData("vae-a-codes"))
+    qtbot.waitUntil(lambda: "failed" in w.status.text(), timeout=WAIT_MS)  # not an exception in the tab's slot
+    assert w.view is None and "held-out codes" in w.status.text()
+    w.model_box.setCurrentIndex(w.model_box.findData(TINY_VAE))
+    qtbot.waitUntil(lambda: w.view is not None, timeout=WAIT_MS)
+    jobs.shutdown()

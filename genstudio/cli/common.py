@@ -55,17 +55,22 @@ def session_pool(args: argparse.Namespace):
 
 def write_images(images_u8: np.ndarray, args: argparse.Namespace, *, settings: dict[str, Any] | None = None,
                  cols: int | None = None) -> dict[str, str]:
-    """Write --out (a PNG grid) and --npy (the raw uint8 [N, H, W, C]); returns what was written."""
+    """Write --out (a PNG grid) and --npy (the raw uint8 [N, H, W, C]); returns what was written.
+    A read-only folder or a full disk is a CliError (one line), not a traceback."""
+    from genstudio.cli import CliError
     from genstudio.runtime.imaging import make_grid, save_png
 
     written = {}
-    if getattr(args, "out", None):
-        grid = images_u8[0] if len(images_u8) == 1 else make_grid(images_u8, cols=cols)
-        written["out"] = str(save_png(grid, args.out, settings))
-    if getattr(args, "npy", None):
-        args.npy.parent.mkdir(parents=True, exist_ok=True)
-        np.save(args.npy, images_u8)
-        written["npy"] = str(args.npy)
+    try:
+        if getattr(args, "out", None):
+            grid = images_u8[0] if len(images_u8) == 1 else make_grid(images_u8, cols=cols)
+            written["out"] = str(save_png(grid, args.out, settings))
+        if getattr(args, "npy", None):
+            args.npy.parent.mkdir(parents=True, exist_ok=True)
+            np.save(args.npy, images_u8)
+            written["npy"] = str(args.npy)
+    except OSError as e:
+        raise CliError(f"could not write the images: {e}") from None
     return written
 
 

@@ -78,12 +78,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise CliError("--n must be at least 1")
+    if args.seed < 0:  # numpy's generator takes no negative seed: a traceback otherwise
+        raise CliError(f"--seed must be 0 or more, got {args.seed}")
+    if args.truncation is not None and not math.isfinite(args.truncation):
+        raise CliError(f"--truncation must be a number, got {args.truncation}")
     entry = pick_model("gan", args.model)
-    model = GanModel(entry, session_pool(args))
-    psi = args.truncation if args.truncation is not None else model.default_truncation
-    t0 = time.perf_counter()
-    batch = model.sample(args.n, seed=args.seed, truncation=psi)
-    seconds = time.perf_counter() - t0
+    try:  # a broken model folder (a bad model.json value, a missing or corrupt .npy or .onnx): one line
+        model = GanModel(entry, session_pool(args))
+        psi = args.truncation if args.truncation is not None else model.default_truncation
+        t0 = time.perf_counter()
+        batch = model.sample(args.n, seed=args.seed, truncation=psi)
+        seconds = time.perf_counter() - t0
+    except (ValueError, KeyError, TypeError, OSError) as e:
+        raise CliError(f"{entry.name} cannot be used: {e}") from None
     settings = {"family": "gan", "model": entry.name, "seed": args.seed, "n": args.n, "truncation": psi}
     written = write_images(to_uint8(batch.images, value_range=(0.0, 1.0)), args, settings=settings)
     summary = {"model": entry.name, "seed": args.seed, "n": args.n, "truncation": psi,

@@ -78,10 +78,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     bar = text_bar(f"{entry.name} {request.scheduler}", stream=sys.stderr)
     result = drive(model.sample(request), bar)
     images = result.images
-    try:
-        written = write_images(to_uint8(images, value_range=(0.0, 1.0)), args, settings=result.settings)
-    except OSError as e:  # a read-only folder, a full disk: one line, not a traceback
-        raise CliError(f"could not write the images: {e}") from None
+    written = write_images(to_uint8(images, value_range=(0.0, 1.0)), args, settings=result.settings)
     summary = {**result.settings, "seeds": result.seeds, "unknown_words": unknown,
                "unknown_negative_words": unknown_negative, "shape": list(images.shape),
                "seconds": round(result.seconds, 4),

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import time
 from pathlib import Path
@@ -62,7 +63,7 @@ def _load_image(path: Path):
     try:
         with Image.open(path) as img:
             return np.asarray(img.convert("RGB"))[None]  # (1, H, W, 3)
-    except (OSError, UnidentifiedImageError) as e:
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:  # the bomb: over Pillow's pixel cap
         raise CliError(f"cannot read {path}: {e}") from None
 
 
@@ -75,19 +76,26 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise CliError("--n must be at least 1")
+    if args.seed < 0:  # numpy's generator takes no negative seed: a traceback otherwise
+        raise CliError(f"--seed must be 0 or more, got {args.seed}")
+    if not math.isfinite(args.temperature):
+        raise CliError(f"--temperature must be a number, got {args.temperature}")
     entry = pick_model("vae", args.model)
     model = VaeModel(entry, session_pool(args))
     settings = {"family": "vae", "model": entry.name, "seed": args.seed}
     t0 = time.perf_counter()
-    if args.encode:
-        mu, images = model.reconstruct(_load_image(args.encode))
-        summary = {"model": entry.name, "encode": str(args.encode), "z": mu[0].tolist()}
-        settings["encode"] = str(args.encode)
-    else:
-        z, images = model.sample(args.n, args.seed, args.temperature)
-        summary = {"model": entry.name, "seed": args.seed, "n": args.n, "temperature": args.temperature,
-                   "z_mean": z.mean(0).tolist()}
-        settings.update(n=args.n, temperature=args.temperature)
+    try:  # a broken model folder (a bad model.json value, a missing or corrupt .onnx): one line
+        if args.encode:
+            mu, images = model.reconstruct(_load_image(args.encode))
+            summary = {"model": entry.name, "encode": str(args.encode), "z": mu[0].tolist()}
+            settings["encode"] = str(args.encode)
+        else:
+            z, images = model.sample(args.n, args.seed, args.temperature)
+            summary = {"model": entry.name, "seed": args.seed, "n": args.n, "temperature": args.temperature,
+                       "z_mean": z.mean(0).tolist()}
+            settings.update(n=args.n, temperature=args.temperature)
+    except (ValueError, KeyError, TypeError, OSError) as e:
+        raise CliError(f"{entry.name} cannot be used: {e}") from None
     seconds = time.perf_counter() - t0
     written = write_images(to_uint8(images, value_range=(0.0, 1.0)), args, settings=settings)
     summary.update(shape=list(images.shape), seconds=round(seconds, 4), written=written,

@@ -224,6 +224,8 @@ class VaeModel(ModelFolder):
     def heldout(self) -> HeldOut:
         if "heldout" not in self._cache:
             codes = np.load(self.entry.path("heldout_codes")).astype(np.float32)
+            if codes.ndim != 2 or codes.shape[1] != self.latent_dim:  # else the map fails later, in the tab
+                raise ValueError(f"{self.name}: held-out codes have shape {codes.shape}, expected (N, {self.latent_dim})")
             labels = np.load(self.entry.path("heldout_labels"))
             images = None
             if self.entry.manifest.files_with_role("heldout_images"):

@@ -102,6 +102,11 @@ def gif_job(frames: np.ndarray, path: Path):
     return str(save_gif(loop, path, fps=PLAY_FPS, scale=2, hold_last=0.08))
 
 
+def _clamp(value: int, box) -> int:
+    """A manifest's number within a box's range (a QSpinBox or QSlider raises past a C int)."""
+    return min(max(value, box.minimum()), box.maximum())
+
+
 class QtGanTab(QWidget):
     grid_ready = Signal()  # a batch arrived
     face_rendered = Signal(float)  # the selected face was rendered; milliseconds
@@ -275,19 +280,31 @@ class QtGanTab(QWidget):
         if not name:
             return
         try:
-            self.model = GanModel(self.ctx.registry.get(name), self.ctx.pool, batch=64)
-        except (ValueError, OSError) as e:
+            model = GanModel(self.ctx.registry.get(name), self.ctx.pool, batch=64)
+            # what the tab reads from the folder, read now: a bad value or file refuses the model, not the tab
+            d = model.entry.manifest.defaults
+            psi = _clamp(round(100 * model.default_truncation), self.psi)  # round: nan and inf raise here
+            steps = _clamp(int(d.get("morph_steps", 10)), self.steps)
+            strength = _clamp(round(100 * float(d.get("variation_strength", 0.3))), self.strength)
+            _ = (model.z_dim, model.image_shape, model.w_avg)  # each raises for a bad value or file
+            directions = model.directions
+        except (ValueError, OSError, KeyError, TypeError, IndexError, OverflowError) as e:
             self.model = None
+            self.slots.cancel_all()
+            self.faces, self.selected, self.b_index, self.variations, self.morph_frames = [], None, None, [], None
+            for view in (self.face_view, self.morph_strip, self.morph_preview):
+                view.set_image(None)
+            self.vary_grid.set_message("")
             self.grid.set_message(f"{name} cannot be opened:\n{e}")
+            self._say_error(f"{name} cannot be opened: {e}")
             return
-        d = self.model.entry.manifest.defaults
+        self.model = model
         self.psi.blockSignals(True)
-        self.psi.setValue(int(round(100 * self.model.default_truncation)))
+        self.psi.setValue(psi)
         self.psi.blockSignals(False)
         self.psi_label.setText(f"ψ {self.truncation:.2f}")
-        self.steps.setValue(int(d.get("morph_steps", 10)))
-        self.strength.setValue(int(round(100 * float(d.get("variation_strength", 0.3)))))
-        directions = self.model.directions
+        self.steps.setValue(steps)
+        self.strength.setValue(strength)
         info = {x["name"]: x for x in self.model.extra.get("directions", [])}
         tips = {n: _direction_tip(info[n]) for n in directions if n in info}
         self.sliders.set_directions(list(directions), tips)
@@ -492,7 +509,10 @@ class QtGanTab(QWidget):
         default = str(self.ctx.output_dir() / f"gan-seed{face.seed}-face{face.index}.png")
         path, _ = QFileDialog.getSaveFileName(self, "Save face", default, "PNG (*.png)")
         if path:
-            self.save_face(face, Path(path))
+            try:
+                self.save_face(face, Path(path))
+            except OSError as e:  # a read-only folder, a full disk: said in the tab, not only on stderr
+                self._say_error(f"could not write {path}: {e}")
 
     def save_grid_png(self, path: Path) -> Path:
         assert self.model is not None
@@ -511,7 +531,14 @@ class QtGanTab(QWidget):
         default = str(self.ctx.output_dir() / f"gan-seed{self.seed.value()}-grid.png")
         path, _ = QFileDialog.getSaveFileName(self, "Save grid", default, "PNG (*.png)")
         if path:
-            self.save_grid_png(Path(path))
+            try:
+                self.save_grid_png(Path(path))
+            except OSError as e:
+                self._say_error(f"could not write {path}: {e}")
+
+    def _say_error(self, text: str) -> None:
+        self.status.setText(text)
+        self.ctx.show_status(f"GAN: {text}")
 
     def closeEvent(self, event) -> None:
         self.timer.stop()

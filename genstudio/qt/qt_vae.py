@@ -422,8 +422,13 @@ class QtVaeTab(VaeEncodeMixin, QWidget):
         default = str(self.ctx.output_dir() / "vae-decoded.png")
         path, _ = QFileDialog.getSaveFileName(self, "Save decoded image", default, "PNG (*.png)")
         if path:
-            save_png(self.current_image, Path(path), {"family": "vae", "model": self.model.name,
-                                                     "z": self.current.tolist()})
+            try:
+                save_png(self.current_image, Path(path), {"family": "vae", "model": self.model.name,
+                                                         "z": self.current.tolist()})
+            except OSError as e:  # a read-only folder, a full disk: said in the tab, not only on stderr
+                self.status.setText(f"could not write {path}: {e}")
+                self.ctx.show_status(f"VAE: could not write {path}: {e}")
+                return
             self.status.setText(f"wrote {path}")
 
     def closeEvent(self, event) -> None:

@@ -27,7 +27,7 @@ class VaeEncodeMixin:
         try:
             with Image.open(path) as img:
                 image = np.asarray(img.convert("RGB"))
-        except (OSError, UnidentifiedImageError) as e:
+        except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:  # the bomb: over Pillow's cap
             self.status.setText(f"cannot read {path}: {e}")
             return
         self.encode_image(image, Path(path).name)

@@ -60,10 +60,20 @@ def save_png(image: np.ndarray, path: Path, settings: dict[str, Any] | None = No
     info = PngInfo()
     if settings:
         info.add_text(SETTINGS_KEY, json.dumps(settings, sort_keys=True))
-    tmp = path.with_name(path.name + ".part")
-    to_pil(image).save(tmp, format="PNG", pnginfo=info)
-    tmp.replace(path)  # never a half-written PNG under the real name
+    _write_whole(path, lambda tmp: to_pil(image).save(tmp, format="PNG", pnginfo=info))
     return path
+
+
+def _write_whole(path: Path, write) -> None:
+    """`write(tmp)` then rename: never a half-written file under the real name, nor a .part left behind
+    (a full disk, a failed rename)."""
+    tmp = path.with_name(path.name + ".part")
+    try:
+        write(tmp)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_png_settings(path: Path) -> dict[str, Any] | None:
@@ -108,5 +118,6 @@ def save_gif(frames: Sequence[np.ndarray], path: Path, *, fps: float = 12.0, sca
     duration[-1] = int(1000 * hold_last)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    pil[0].save(path, save_all=True, append_images=pil[1:], duration=duration, loop=0, optimize=False)
+    _write_whole(path, lambda tmp: pil[0].save(tmp, format="GIF", save_all=True, append_images=pil[1:],
+                                               duration=duration, loop=0, optimize=False))
     return path
