@@ -80,6 +80,32 @@ def test_sample_count_and_seed_resample(qtbot, tab):
     assert not np.allclose(first, tab.view.samples)
 
 
+def test_a_seed_change_while_another_model_loads_still_shows_that_model(qtbot, tmp_path):
+    import json
+    import shutil
+
+    from genstudio.qt.qt_flow import QtFlowTab
+
+    root = tmp_path / "models"
+    for name in ("flow-a", "flow-b"):
+        shutil.copytree(tiny_flow_root() / TINY_NAME, root / name)
+        manifest = json.loads((root / name / "model.json").read_text())
+        (root / name / "model.json").write_text(json.dumps({**manifest, "name": name}))
+    jobs = JobManager()
+    ctx = StudioContext(registry=Registry([(root, "shipped")]),
+                        pool=SessionPool(SessionConfig(provider="cpu", threads=1)), jobs=jobs,
+                        output_dir=lambda: tmp_path)
+    w = QtFlowTab(ctx)
+    qtbot.addWidget(w)
+    qtbot.waitUntil(lambda: w.view is not None and w.is_settled(), timeout=WAIT_MS)
+    other = 1 - w.model_box.currentIndex()
+    w.model_box.setCurrentIndex(other)  # starts loading the other model ...
+    w.seed.setValue(7)  # ... and a resample before it arrives must not cancel that load
+    qtbot.waitUntil(lambda: w.is_settled() and w.model.name == w.model_box.itemData(other), timeout=WAIT_MS)
+    assert w.model_box.currentData() == w.model.name and w.view.seed == 7
+    jobs.shutdown()
+
+
 def test_play_animates_to_the_data_layer(qtbot, tab):
     tab.slider.setValue(0)
     tab.play.setChecked(True)

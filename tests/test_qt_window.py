@@ -187,6 +187,32 @@ def test_benchmark_button_fills_the_table(qtbot, studio):
     assert "CPU" in [t.upper() for t in tab.details.bench.column_texts(0)]
 
 
+def test_benchmark_of_a_second_model_while_one_runs_says_why_it_waits(qtbot, studio, models_root, monkeypatch):
+    import threading
+
+    from genstudio.qt import qt_models
+
+    window, tab = studio
+    release = threading.Event()
+
+    def slow_benchmark(entry, threads=None):
+        yield Progress(0, 1, "benchmarking")
+        release.wait(WAIT_MS / 1000)
+        return []
+
+    monkeypatch.setattr(qt_models, "benchmark_model", slow_benchmark)
+    make_model_folder(models_root / "other", name="other")
+    tab.populate(keep=str(models_root / "tiny"))
+    wait_settled(qtbot, tab)
+    with qtbot.waitSignal(tab.benchmark_done, timeout=WAIT_MS):
+        assert tab.run_benchmark() is not None
+        tab.list.select_name("other")
+        wait_settled(qtbot, tab)
+        tab.details.bench_button.click()  # was silently ignored while the first benchmark ran
+        assert "already running" in window.statusBar().currentMessage()
+        release.set()
+
+
 def test_save_output_writes_the_model_details(studio, tmp_path):
     window, _tab = studio
     window.set_output_folder(tmp_path / "out")

@@ -118,6 +118,41 @@ def test_deep_scan_runs_the_safety_checks(models_root):
     assert not entry.ready and entry.error.startswith("model.onnx: not a valid ONNX model")
 
 
+def test_scan_lists_unreadable_folders_with_a_reason_instead_of_crashing(models_root, monkeypatch):
+    import os
+    from pathlib import Path
+
+    make_model_folder(models_root / "good", name="good")
+    (models_root / "deep").mkdir()
+    (models_root / "deep" / "model.json").write_text("[" * 100_000 + "]" * 100_000)  # RecursionError in json
+    long = models_root / "long"
+    long.mkdir()
+    (long / "model.json").write_text(json.dumps({**GOOD, "name": "long", "files": [
+        {"path": "a" * 5000 + ".onnx", "role": "generator"}]}))  # ENAMETOOLONG from stat
+    loop = models_root / "loop"
+    loop.mkdir()
+    (loop / "model.json").write_text(json.dumps({**GOOD, "name": "loop"}))
+    os.symlink("h.onnx", loop / "g.onnx")
+    os.symlink("g.onnx", loop / "h.onnx")  # a symlink loop: RuntimeError from Path.resolve on 3.11
+    locked = models_root / "locked"
+    locked.mkdir()
+    (locked / "model.json").write_text(json.dumps({**GOOD, "name": "locked"}))
+    real_read = Path.read_text
+
+    def read_text(self, *a, **k):  # chmod 000 does not stop root, so refuse the read by hand
+        if self.parent.name == "locked":
+            raise PermissionError(13, "Permission denied")
+        return real_read(self, *a, **k)
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+    entries = {e.folder.name: e for e in Registry().scan()}
+    assert entries["good"].ready
+    assert "nests too deeply" in entries["deep"].error
+    assert "cannot be checked" in entries["long"].error
+    assert "cannot be checked" in entries["loop"].error
+    assert "cannot be read: Permission denied" in entries["locked"].error
+
+
 def test_import_folder_and_bare_onnx(models_root, tmp_path):
     reg = Registry()
     src = make_model_folder(tmp_path / "src", name="imported")
@@ -213,3 +248,21 @@ def test_import_that_fails_midway_leaves_nothing(models_root, tmp_path, monkeypa
         with pytest.raises(OSError, match="No space left"):
             Registry().import_path(path)
         assert not any(paths.user_models_dir().iterdir())
+
+
+def test_a_png_or_gif_that_fails_midway_leaves_no_part_file(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from genstudio.runtime.imaging import save_gif, save_png
+
+    def full_disk(self, fp, *args, **kwargs):
+        with open(fp, "wb") as f:
+            f.write(b"\x89PNG half")  # some bytes reach the disk before it fills
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", full_disk)
+    image = np.zeros((8, 8, 3), np.uint8)
+    for write, name in ((lambda p: save_png(image, p), "face.png"), (lambda p: save_gif([image, image], p), "m.gif")):
+        with pytest.raises(OSError, match="No space"):
+            write(tmp_path / name)
+        assert list(tmp_path.iterdir()) == [], name  # neither the real name nor a .part

@@ -138,7 +138,8 @@ class QtFlowTab(QWidget):
                                            seed=self.seed.value()), self._on_view)
 
     def _resample(self) -> None:
-        if self.model is None or self.view is None:
+        if self.model is None or self.view is None or self.model.name != self.model_box.currentData():
+            self._load()  # a load is under way (it shares the job slot): restart it with the new count and seed
             return
         self.status.setText("sampling ...")
         self._start("flow samples", self.model.sample_job(self.count.value(), self.seed.value()),

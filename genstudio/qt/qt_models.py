@@ -445,7 +445,10 @@ class QtModelsTab(QWidget):
     # -- benchmark -------------------------------------------------------------------------------------
     def run_benchmark(self) -> QtJob | None:
         entry = self.current_entry()
-        if entry is None or not entry.ready or self._bench_job is not None:
+        if entry is None or not entry.ready:
+            return None
+        if self._bench_job is not None:  # one benchmark at a time; say so rather than ignore the click
+            self.ctx.show_status("A benchmark is already running; try again when it has finished.")
             return None
         key = str(entry.folder)
         job = self._start(f"benchmark {entry.name}", benchmark_model(entry, threads=self.ctx.pool.config.threads))

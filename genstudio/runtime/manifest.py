@@ -114,16 +114,20 @@ class Manifest:
     @classmethod
     def load(cls, folder: Path) -> Manifest:
         path = Path(folder) / MANIFEST_NAME
-        if not path.is_file():
-            raise ManifestError(f"no {MANIFEST_NAME} in {folder}")
-        if path.stat().st_size > _MAX_MANIFEST_BYTES:
-            raise ManifestError(f"{MANIFEST_NAME} is larger than {_MAX_MANIFEST_BYTES // 1024 // 1024} MiB")
         try:
+            if not path.is_file():
+                raise ManifestError(f"no {MANIFEST_NAME} in {folder}")
+            if path.stat().st_size > _MAX_MANIFEST_BYTES:
+                raise ManifestError(f"{MANIFEST_NAME} is larger than {_MAX_MANIFEST_BYTES // 1024 // 1024} MiB")
             data = json.loads(path.read_text(encoding="utf-8"))
         except UnicodeDecodeError as e:
             raise ManifestError(f"{MANIFEST_NAME} is not UTF-8 text: {e.reason}") from None
         except json.JSONDecodeError as e:
             raise ManifestError(f"{MANIFEST_NAME} is not valid JSON: {e.msg} at line {e.lineno}") from None
+        except RecursionError:
+            raise ManifestError(f"{MANIFEST_NAME} nests too deeply to read") from None
+        except OSError as e:  # unreadable (permissions), vanished, or an I/O error
+            raise ManifestError(f"{MANIFEST_NAME} cannot be read: {e.strerror or e}") from None
         return cls.from_dict(data)
 
     def save(self, folder: Path) -> Path:

@@ -93,26 +93,31 @@ def check_folder(folder: Path, source: str = "user", *, deep: bool = False) -> M
     except ManifestError as e:
         return ModelEntry(folder, source, None, str(e))
     entry = ModelEntry(folder, source, manifest)
+    try:
+        entry.error = _file_error(folder, manifest, entry.reports, deep)
+    except (OSError, RuntimeError) as e:  # a path too long, no permission; RuntimeError: a symlink loop
+        entry.error = f"its files cannot be checked: {getattr(e, 'strerror', None) or e}"
+    return entry
+
+
+def _file_error(folder: Path, manifest: Manifest, reports: dict[str, safety.OnnxReport], deep: bool) -> str | None:
+    """Why the manifest's files are not usable, or None; deep=True fills `reports`."""
     root = folder.resolve()
     for f in manifest.files:
         p = folder / f.path
         if p.is_symlink() and not safety.is_inside(p.resolve(), root):
-            entry.error = f"{f.path} is a link that leaves the model folder"
-            return entry
+            return f"{f.path} is a link that leaves the model folder"
         if not p.exists():
-            entry.error = f"{f.path} ({f.role}) is missing"
-            return entry
+            return f"{f.path} ({f.role}) is missing"
         if not safety.is_inside(p.resolve(), root):
-            entry.error = f"{f.path} resolves outside the model folder"
-            return entry
+            return f"{f.path} resolves outside the model folder"
     if deep:
         for f in manifest.onnx_files():
             try:
-                entry.reports[f.path] = safety.ensure_safe(folder / f.path, root=folder)
+                reports[f.path] = safety.ensure_safe(folder / f.path, root=folder)
             except safety.UnsafeModelError as e:
-                entry.error = f"{f.path}: {e}"
-                return entry
-    return entry
+                return f"{f.path}: {e}"
+    return None
 
 
 class Registry:
@@ -128,9 +133,16 @@ class Registry:
         for root, source in self.roots:
             if not root.is_dir():
                 continue
-            for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-                if not (folder / MANIFEST_NAME).exists() and not any(folder.glob("*.onnx")):
-                    continue  # not a model folder (e.g. a README-only folder)
+            try:
+                folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+            except OSError:
+                continue  # an unreadable models folder lists nothing rather than stopping the scan
+            for folder in folders:
+                try:
+                    if not (folder / MANIFEST_NAME).exists() and not any(folder.glob("*.onnx")):
+                        continue  # not a model folder (e.g. a README-only folder)
+                except OSError:
+                    pass  # unreadable: listed with the reason check_folder finds
                 entry = check_folder(folder, source, deep=deep)
                 if entry.manifest and entry.name in seen and entry.ready:
                     entry.error = f"another model is already named {entry.name!r} ({seen[entry.name].folder})"
