@@ -226,3 +226,21 @@ def test_a_broken_model_folder_is_refused_and_the_tab_goes_on(qtbot, tmp_path):
     qtbot.waitUntil(lambda: len(w.faces) == 16, timeout=WAIT_MS)
     assert w.model.name == TINY_GAN
     jobs.shutdown()
+
+
+def test_a_model_imported_elsewhere_joins_the_picker_and_the_open_model_stays(tab, tmp_path):
+    import json
+    import shutil
+
+    root = tab.ctx.registry.roots[0][0]
+    other = root / "gan-other"
+    shutil.copytree(tab.model.entry.folder, other)
+    manifest = json.loads((other / "model.json").read_text())
+    manifest["name"] = "gan-other"
+    (other / "model.json").write_text(json.dumps(manifest))
+    tab.ctx.registry.refresh()
+    model, faces = tab.model, tab.faces
+    tab.models_changed()
+    names = [tab.model_box.itemData(i) for i in range(tab.model_box.count())]
+    assert "gan-other" in names and tab.model_box.currentData() == model.name
+    assert tab.model is model and tab.faces is faces and not tab.slots.running()  # nothing reloaded

@@ -130,6 +130,20 @@ def test_import_a_model_folder(qtbot, studio, tmp_path):
     wait_settled(qtbot, tab)
 
 
+@pytest.mark.slow
+def test_an_imported_model_reaches_the_tabs_already_open(qtbot, studio):
+    from gan_tiny import tiny_gan_folder
+
+    window, tab = studio
+    gan_tab = window.tab_widget("gan")
+    assert gan_tab.model_box.count() == 0
+    with qtbot.waitSignal(tab.imported, timeout=WAIT_MS):
+        tab.import_paths([tiny_gan_folder()])
+    assert gan_tab.model_box.currentData() == "gan-fashion-mnist"
+    qtbot.waitUntil(lambda: len(gan_tab.faces) == 16, timeout=WAIT_MS)
+    wait_settled(qtbot, tab)
+
+
 def test_import_a_bare_onnx_file(qtbot, studio, tmp_path):
     _window, tab = studio
     graph = make_tiny_onnx(tmp_path / "drop" / "my graph.onnx")

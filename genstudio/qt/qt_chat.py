@@ -151,6 +151,9 @@ class QtChatTab(QWidget):
         if entries:
             self._model_changed()
 
+    def models_changed(self) -> None:  # models imported on the Models tab; the open chat and its model stay
+        self.refresh_models()
+
     def current_entry(self) -> ModelEntry | None:
         name = self.model_box.currentData()
         return next((e for e in self.models() if e.name == name), None)

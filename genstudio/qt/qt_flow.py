@@ -28,7 +28,7 @@ from genstudio.engines.flow_render import colorize, histogram, scale_counts, sca
 from genstudio.qt.qt_context import StudioContext, TabSpec
 from genstudio.qt.qt_flow_view import QtDensityPlot
 from genstudio.qt.qt_jobs import JobSlots, QtJob
-from genstudio.qt.qt_widgets import fill_model_box
+from genstudio.qt.qt_widgets import fill_model_box, is_open
 
 SUBSTEPS = 20  # slider positions between two layers (the animation moves through them smoothly)
 ANIMATION_S = 4.0  # seconds from the base to the data layer
@@ -116,13 +116,19 @@ class QtFlowTab(QWidget):
         self.refresh_models()
 
     # -- models --------------------------------------------------------------------------------------
-    def refresh_models(self) -> None:
+    def refresh_models(self, *, keep: bool = False) -> None:
+        """The registry's 2-D flows in the picker, and the chosen one loaded; keep=True (models imported on the
+        Models tab) leaves the open model as it is when it is still listed."""
         entries = [e for e in self.ctx.registry.entries() if is_2d_flow(e)]
         if not fill_model_box(self.model_box, entries, PREFERRED_MODEL):
             self.density.set_message(EMPTY_TEXT)
             self.status.setText("no 2-D flow models")
             return
-        self._load()
+        if not (keep and is_open(self.model_box, self.model)):
+            self._load()
+
+    def models_changed(self) -> None:
+        self.refresh_models(keep=True)
 
     def _start(self, name: str, gen, on_done) -> QtJob:
         return self.slots.start("work", gen, on_done, name=name)  # one slot: a new load replaces a resample

@@ -32,7 +32,7 @@ from genstudio.qt.qt_context import StudioContext
 from genstudio.qt.qt_gan_widgets import QtDirectionSliders, QtFaceGrid
 from genstudio.qt.qt_images import QtImageView
 from genstudio.qt.qt_jobs import JobSlots
-from genstudio.qt.qt_widgets import QtCard, fill_model_box, label
+from genstudio.qt.qt_widgets import QtCard, fill_model_box, is_open, label
 from genstudio.runtime.imaging import make_grid, ping_pong, save_gif, save_png, to_uint8
 from genstudio.runtime.jobs import Progress
 
@@ -267,13 +267,19 @@ class QtGanTab(QWidget):
         """For `genstudio shot`: faces are drawn and no job is running."""
         return not self.model_box.count() or (bool(self.faces) and not self.slots.running())
 
-    def refresh_models(self) -> None:
+    def refresh_models(self, *, keep: bool = False) -> None:
+        """The registry's GAN models in the picker, and the chosen one loaded; keep=True (models imported on the
+        Models tab) leaves the open model as it is when it is still listed."""
         entries = [e for e in self.ctx.registry.entries() if is_gan(e)]
         if not fill_model_box(self.model_box, entries, "gan-synthfaces"):
             self.grid.set_message(EMPTY_TEXT)
             self.status.setText("no GAN models")
             return
-        self._load()
+        if not (keep and is_open(self.model_box, self.model)):
+            self._load()
+
+    def models_changed(self) -> None:
+        self.refresh_models(keep=True)
 
     def _load(self) -> None:
         name = self.model_box.currentData()

@@ -25,7 +25,7 @@ from genstudio.engines.diffusion.pipeline import MAX_BATCH, is_diffusion
 from genstudio.qt.qt_context import StudioContext
 from genstudio.qt.qt_image_widgets import QtGallery, QtPreviewPanel, QtPromptPanel, QtSamplingPanel
 from genstudio.qt.qt_jobs import JobFailure, JobSlots, QtJob
-from genstudio.qt.qt_widgets import QtCard, fill_model_box, label, set_role
+from genstudio.qt.qt_widgets import QtCard, fill_model_box, is_open, label, set_role
 from genstudio.runtime.imaging import make_grid, read_png_settings, save_gif, save_png
 from genstudio.runtime.jobs import Progress
 
@@ -210,7 +210,9 @@ class QtImageTab(QWidget):
         tokenizer; the sessions start with the first run)."""
         return not self.slots.running()
 
-    def refresh_models(self) -> None:
+    def refresh_models(self, *, keep: bool = False) -> None:
+        """The registry's text-to-image models in the picker, and the chosen one loaded; keep=True (models imported on the
+        Models tab) leaves the open model as it is when it is still listed."""
         entries = [e for e in self.ctx.registry.entries() if is_diffusion(e)]
         if not fill_model_box(self.model_box, entries, PREFERRED_MODEL):
             self.model = None
@@ -222,7 +224,11 @@ class QtImageTab(QWidget):
             self.say("no text-to-image models")
             self._update_buttons()
             return
-        self._load()
+        if not (keep and is_open(self.model_box, self.model)):
+            self._load()
+
+    def models_changed(self) -> None:
+        self.refresh_models(keep=True)
 
     def _load(self) -> None:
         name = self.model_box.currentData()

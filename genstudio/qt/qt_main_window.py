@@ -164,9 +164,18 @@ class QtMainWindow(QMainWindow):
 
         if slot.widget is None and slot.spec is not None and not slot.error:
             build_slot_widget(slot, self.ctx)
+            if slot.widget is not None and hasattr(slot.widget, "imported"):
+                slot.widget.imported.connect(self._models_imported)
             if slot.widget is not None and self.current_tab_widget() is slot.widget:
                 self.action_collection["file_save_output"].setEnabled(hasattr(slot.widget, "save_output"))
         return slot.widget
+
+    def _models_imported(self, _entries) -> None:
+        """Models imported on the Models tab join the pickers of the tabs already built (those not yet built read
+        the registry when they are); what those tabs have open stays."""
+        for slot in self._slots or []:
+            if slot.widget is not None and hasattr(slot.widget, "models_changed"):
+                slot.widget.models_changed()
 
     # -- settings ------------------------------------------------------------------------------------
     def read_settings(self) -> None:

@@ -36,7 +36,7 @@ from genstudio.qt.qt_jobs import JobSlots, QtJob
 from genstudio.qt.qt_vae_encode import VaeEncodeMixin
 from genstudio.qt.qt_vae_map import QtLatentMap
 from genstudio.qt.qt_vae_panels import POINTS, QtDecodePanel, QtEncodePanel, QtPointsPanel
-from genstudio.qt.qt_widgets import fill_model_box
+from genstudio.qt.qt_widgets import fill_model_box, is_open
 
 LIVE_DECODE_MS = 5.0  # decode on the GUI thread when one decode takes less than this
 MOSAIC_GRID = 16  # decoded tiles per side of the map's background
@@ -141,13 +141,19 @@ class QtVaeTab(VaeEncodeMixin, QWidget):
                                               and not self.slots.running())
 
     # -- models ----------------------------------------------------------------------------------------
-    def refresh_models(self) -> None:
+    def refresh_models(self, *, keep: bool = False) -> None:
+        """The registry's VAEs in the picker, and the chosen one loaded; keep=True (models imported on the
+        Models tab) leaves the open model as it is when it is still listed."""
         entries = [e for e in self.ctx.registry.entries() if is_vae(e)]
         if not fill_model_box(self.model_box, entries):
             self.map.set_message(EMPTY_TEXT)
             self.status.setText("no VAE models")
             return
-        self._load()
+        if not (keep and is_open(self.model_box, self.model)):
+            self._load()
+
+    def models_changed(self) -> None:
+        self.refresh_models(keep=True)
 
     def _load(self) -> None:
         from genstudio.engines.vae_view import load_view

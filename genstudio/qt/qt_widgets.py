@@ -236,14 +236,18 @@ def fill_model_box(box: QComboBox, entries: list, preferred: str | None = None) 
     """Refill a model picker with registry entries, keeping the current choice (else `preferred`, else
     the first) without emitting change signals while it fills; False when there is no model."""
     current = box.currentData()
+    names = [e.name for e in entries]
+    pick = current if current in names else preferred
     box.blockSignals(True)
     box.clear()
     for e in entries:
         box.addItem(e.manifest.display_name, e.name)
+    if entries:
+        box.setCurrentIndex(names.index(pick) if pick in names else 0)
     box.blockSignals(False)
-    if not entries:
-        return False
-    names = [e.name for e in entries]
-    pick = current if current in names else preferred
-    box.setCurrentIndex(names.index(pick) if pick in names else 0)
-    return True
+    return bool(entries)
+
+
+def is_open(box: QComboBox, model) -> bool:
+    """Whether `model` (None while none is loaded) is still the box's choice, so a refresh can leave it open."""
+    return model is not None and model.name == box.currentData()
