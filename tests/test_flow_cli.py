@@ -79,3 +79,5 @@ def test_evaluate_recomputes_the_recorded_numbers(tiny_models, capsys):
 def test_unknown_model_is_a_one_line_error(tiny_models, capsys):
     assert main(["generate", "flow", "--model", "nope"]) == 2
     assert "no model named 'nope'" in capsys.readouterr().err
+    assert main(["generate", "flow", "--seed", "-1"]) == 2
+    assert "--seed must be 0 or more" in capsys.readouterr().err

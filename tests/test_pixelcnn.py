@@ -311,6 +311,7 @@ def test_cli_generate(cli, tiny_models, tmp_path, capsys):
     assert out["classes"] == ["Ankle boot"] and out["temperature"] == 0.8
     assert cli(["generate", "pixelcnn", "--n", "1", "--class", "Hat"]) == 2
     assert cli(["generate", "pixelcnn", "--n", "1", "--temperature", "0"]) == 2
+    assert cli(["generate", "pixelcnn", "--n", "1", "--seed", "-1"]) == 2
 
 
 def test_cli_evaluate_and_write(cli, tiny_models, capsys):

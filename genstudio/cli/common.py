@@ -25,6 +25,14 @@ def add_generate_args(p: argparse.ArgumentParser, *, images: bool = True) -> Non
         p.add_argument("--npy", type=Path, help="write the images as a uint8 array [N, H, W, C]")
 
 
+def check_seed(seed: int) -> None:
+    """--seed of a family that seeds numpy's generator, which takes no negative seed (a traceback otherwise)."""
+    from genstudio.cli import CliError
+
+    if seed < 0:
+        raise CliError(f"--seed must be 0 or more, got {seed}")
+
+
 def pick_model(family: str, name: str | None):
     """The named model, or the first ready one of the family; a CliError names what is there."""
     from genstudio.cli import CliError

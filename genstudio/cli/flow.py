@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genstudio.cli.common import add_generate_args, emit, pick_model, session_pool
+from genstudio.cli.common import add_generate_args, check_seed, emit, pick_model, session_pool
 
 ARCH_CHOICES = ("realnvp", "glow", "spline", "all")
 _ARCH_ORDER = {"realnvp": 0, "glow": 1, "spline": 2}  # columns of `generate flow --model all --out`
@@ -81,6 +81,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     if args.n < 0 or args.grid < 2:
         raise CliError("--n must be >= 0 and --grid >= 2")
+    check_seed(args.seed)
     if args.model == "all":
         return _generate_all(args)
     entry = pick_model("flow", args.model)

@@ -13,7 +13,15 @@ import shlex
 import time
 from pathlib import Path
 
-from genstudio.cli.common import PRECISIONS, add_generate_args, emit, pick_model, session_pool, write_images
+from genstudio.cli.common import (
+    PRECISIONS,
+    add_generate_args,
+    check_seed,
+    emit,
+    pick_model,
+    session_pool,
+    write_images,
+)
 
 DATASETS = ("synthfaces", "fashion-mnist")
 
@@ -78,8 +86,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise CliError("--n must be at least 1")
-    if args.seed < 0:  # numpy's generator takes no negative seed: a traceback otherwise
-        raise CliError(f"--seed must be 0 or more, got {args.seed}")
+    check_seed(args.seed)
     if args.truncation is not None and not math.isfinite(args.truncation):
         raise CliError(f"--truncation must be a number, got {args.truncation}")
     entry = pick_model("gan", args.model)

@@ -15,7 +15,7 @@ import shlex
 import time
 from pathlib import Path
 
-from genstudio.cli.common import add_generate_args, emit, pick_model, session_pool, write_images
+from genstudio.cli.common import add_generate_args, check_seed, emit, pick_model, session_pool, write_images
 
 FAMILY = "autoregressive"
 
@@ -82,6 +82,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise CliError("--n must be at least 1")
+    check_seed(args.seed)
     if not args.temperature > 0:
         raise CliError("--temperature must be positive")
     entry, model = _open(args)

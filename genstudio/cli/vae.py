@@ -14,7 +14,7 @@ import shlex
 import time
 from pathlib import Path
 
-from genstudio.cli.common import add_generate_args, emit, pick_model, session_pool, write_images
+from genstudio.cli.common import add_generate_args, check_seed, emit, pick_model, session_pool, write_images
 
 DATASETS = ("fashion-mnist", "synthfaces")
 
@@ -76,8 +76,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise CliError("--n must be at least 1")
-    if args.seed < 0:  # numpy's generator takes no negative seed: a traceback otherwise
-        raise CliError(f"--seed must be 0 or more, got {args.seed}")
+    check_seed(args.seed)
     if not math.isfinite(args.temperature):
         raise CliError(f"--temperature must be a number, got {args.temperature}")
     entry = pick_model("vae", args.model)
