@@ -87,6 +87,20 @@ def test_timesteps_descend_in_range_from_the_top(name, n):
         s.set_timesteps(1001)
 
 
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("offset", [1, 2])
+@pytest.mark.parametrize("n", [500, 999, 1000])  # 1000 with offset 1 repeated step 999: DPM++ 2M divided by zero
+def test_leading_spacing_with_an_offset_never_repeats_a_step(name, offset, n):
+    s = make_scheduler(name, SchedulerConfig(timestep_spacing="leading", steps_offset=offset))
+    s.set_timesteps(n)
+    t = np.asarray(s.timesteps, np.float64)
+    assert len(t) == n and t.max() <= 999 and t.min() >= 0 and np.all(np.diff(t) < 0)
+    x0 = np.random.default_rng(0).uniform(-0.9, 0.9, (1, 1, 2, 2)).astype(np.float32)
+    x = (np.random.default_rng(1).standard_normal(x0.shape) * s.init_noise_sigma).astype(np.float32)
+    final, _ = run(s, oracle(s, x0), x, np.random.default_rng(2))
+    assert np.isfinite(final).all() and np.abs(final - x0).max() < 1e-2
+
 @pytest.mark.parametrize("name", NAMES)
 def test_first_step_noise_level_matches_the_config(name):
     s = make_scheduler(name, CONFIG)

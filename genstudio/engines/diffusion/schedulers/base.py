@@ -102,6 +102,10 @@ def spaced_timesteps(num_train: int, n: int, spacing: str, steps_offset: int = 0
         t = np.round(num_train - np.arange(n) * ratio) - 1
     else:
         raise ValueError(f"timestep spacing must be one of {', '.join(SPACINGS)}, not {spacing!r}")
+    # an offset can push the top of a "leading" schedule past T - 1 (n = 1000 with Stable Diffusion's offset 1);
+    # the k-th from the top stays at or below T - 1 - k, so the clipped steps never repeat (a repeated step
+    # divided by a zero step size in DPM++ 2M). A no-op for every schedule already in range.
+    t = np.minimum(t, num_train - 1 - np.arange(n))
     return np.clip(t, 0, num_train - 1).astype(np.int64)
 
 
