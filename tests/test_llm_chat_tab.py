@@ -311,3 +311,75 @@ def test_html_in_a_message_shows_as_text(qtbot):
     doc = QTextDocument()
     doc.setHtml(m.body.text())
     assert doc.toPlainText() == "what does <script> do?\n<table>\nand this"
+
+
+def test_a_search_that_hides_the_open_chat_keeps_it_and_its_reply(qtbot, chat, slow_engine):
+    tab = chat
+    tab.panel.max_new_tokens.setValue(30)  # the slow engine ends only here, after ~0.6 s
+    started = []
+    tab.ctx.jobs.job_started.connect(started.append)
+    tab.new_conversation()
+    tab.conversations.rename_current("Zebra 42")
+    cid = tab.new_conversation()
+    with qtbot.waitSignal(tab.reply_finished, timeout=WAIT_MS) as blocker:
+        tab.send("keep going")
+        qtbot.waitUntil(lambda: bool(started) and started[0].delivered_count >= 2, timeout=WAIT_MS)
+        tab.conversations.search.setText("zebra 42")  # lists only the other chat
+        assert tab.conversations.list.count() == 1 and tab.conversations.current_id() != cid
+        assert tab._cid == cid and tab.busy()  # the list is filtered; the open chat and its reply stay
+    assert blocker.args[0] == "succeeded"
+    reply = tab.store.messages(cid)[-1]
+    assert reply.role == "assistant" and reply.content and not reply.stats.get("stopped")
+    assert [m.role for m in tab.transcript.messages] == ["user", "assistant"]
+    assert tab.transcript.messages[-1].text == reply.content
+    tab.conversations.search.clear()  # the open chat is selected in the list again
+    assert tab.conversations.current_id() == cid and tab._cid == cid
+
+
+def test_closing_mid_reply_saves_what_has_streamed(qtbot, chat, slow_engine, monkeypatch):
+    from genstudio.qt import qt_chat
+
+    monkeypatch.setattr(qt_chat, "SAVE_EVERY_S", 1e12)  # no batch save: only a flush on close writes the text
+    tab = chat
+    tab.panel.max_new_tokens.setValue(4000)
+    started = []
+    tab.ctx.jobs.job_started.connect(started.append)
+    cid = tab.new_conversation()
+    tab.send("keep going")
+    qtbot.waitUntil(lambda: bool(started) and started[0].delivered_count >= 3 and bool(tab._reply.text),
+                    timeout=WAIT_MS)
+    shown = tab._reply.text
+    assert tab.store.messages(cid)[-1].content == ""
+    tab.shutdown()  # what the main window calls on close, before it stops the jobs; no events run after
+    reply = tab.store.messages(cid)[-1]
+    assert reply.role == "assistant" and reply.content.startswith(shown) and reply.stats.get("stopped")
+    assert started[0].cancel_requested
+
+
+def test_stats_of_the_wrong_type_are_skipped():
+    from genstudio.qt.qt_chat_view import stats_line
+
+    assert stats_line({"new_tokens": 42, "decode_tokens_per_s": 87.34, "time_to_first_token_s": 0.12}) \
+        == "42 tokens · 87.3 tokens/s · first token 120 ms"
+    assert stats_line({"new_tokens": "12", "decode_tokens_per_s": "fast", "time_to_first_token_s": "x",
+                       "stopped": True}) == "stopped"
+    assert stats_line({"new_tokens": 7, "decode_tokens_per_s": [1], "time_to_first_token_s": None}) == "7 tokens"
+    assert stats_line({"new_tokens": True, "decode_tokens_per_s": float("nan")}) == ""
+    assert stats_line(["not", "a", "dict"]) == "" and stats_line("x") == "" and stats_line(None) == ""
+
+
+def test_a_chat_with_hand_edited_reply_stats_opens(qtbot, chat):
+    import json
+
+    tab = chat
+    cid = tab.new_conversation()
+    tab.store.add_message(cid, "user", "hi")
+    reply = tab.store.add_message(cid, "assistant", "hello")
+    tab.store.db.execute("UPDATE messages SET stats = ? WHERE id = ?", (json.dumps(
+        {"new_tokens": "many", "decode_tokens_per_s": "fast", "time_to_first_token_s": "x", "context_used": "x"}),
+        reply.id))
+    tab.store.db.commit()
+    tab.new_conversation()
+    tab.conversations.select(cid)
+    assert tab._cid == cid and [m.text for m in tab.transcript.messages] == ["hi", "hello"]
+    assert not tab.transcript.messages[-1].stats_label.isVisibleTo(tab)

@@ -26,7 +26,7 @@ from genstudio.engines.llm.store import ChatStore
 from genstudio.qt.qt_chat_build import QtBuildPanel
 from genstudio.qt.qt_chat_list import QtConversationList
 from genstudio.qt.qt_chat_panel import QtSamplingPanel
-from genstudio.qt.qt_chat_view import QtChatInput, QtMessage, QtTranscript, copy_text
+from genstudio.qt.qt_chat_view import QtChatInput, QtMessage, QtTranscript, copy_text, stat_number
 from genstudio.qt.qt_context import StudioContext, TabSpec
 from genstudio.qt.qt_jobs import JobFailure, QtJob
 from genstudio.qt.qt_widgets import label
@@ -205,7 +205,8 @@ class QtChatTab(QWidget):
             self.panel.set_system(conv.system_prompt)
             for m in self.store.messages(cid):
                 self.transcript.add(self._message_widget(m.role, m.content, m.id, m.position, m.stats))
-                used = int(m.stats.get("context_used", used)) if m.role == "assistant" else used
+                if m.role == "assistant" and (n := stat_number(m.stats, "context_used")) is not None:
+                    used = int(n)  # a hand-edited value of the wrong type is skipped, never raised
         else:
             self.panel.set_system("")
         self._apply_conversation_settings()
@@ -241,10 +242,14 @@ class QtChatTab(QWidget):
 
     # -- sending ----------------------------------------------------------------------------------
     def shutdown(self) -> None:
-        """Called by the main window on close: save a system prompt typed just now, stop a model build."""
+        """Called by the main window on close: save a system prompt typed just now, stop a model build,
+        stop a streaming reply and save what has streamed so far (its cancel signal comes too late on close)."""
         if self._system_timer.isActive():
             self._system_timer.stop()
             self._save_system()
+        if self.busy():
+            self.stop()
+            self._save_stopped(self.job.last_progress)
         self.build_panel.shutdown()
 
     def busy(self) -> bool:
@@ -267,7 +272,7 @@ class QtChatTab(QWidget):
                 self.cancel_edit()
             if not self.store.messages(cid) and self.store.get(cid).title == "New chat":
                 self.store.rename(cid, text.splitlines()[0][:48])
-                self.conversations.search.clear()  # a search the new title misses would close this chat
+                self.conversations.search.clear()  # so the chat shows in the list under its new title
                 self.conversations.reload(select=cid)
             m = self.store.add_message(cid, "user", text)
         except sqlite3.Error as e:  # the text stays in the input box
@@ -370,10 +375,15 @@ class QtChatTab(QWidget):
                             f"{r.stats.time_to_first_token_s * 1000:.0f} ms")
         self._finish("succeeded")
 
-    def _on_cancelled(self, last) -> None:
+    def _save_stopped(self, last) -> tuple[str, dict]:
+        """Write a stopped reply as far as it streamed (`last` is the newest delta seen, or None)."""
         text = last.text if isinstance(last, ChatDelta) else ""
         stats = {"new_tokens": last.step if isinstance(last, ChatDelta) else 0, "stopped": True}
         self._write(self.store.update_message, self._reply_ref[1], text, stats)
+        return text, stats
+
+    def _on_cancelled(self, last) -> None:
+        text, stats = self._save_stopped(last)
         if self._reply is not None:
             self._reply.set_text(text)
             self._reply.set_stats(stats)

@@ -49,6 +49,7 @@ class QtConversationList(QWidget):
             row.addWidget(b)
         lay.addLayout(row)
         self._silent = False
+        self._hidden: int | None = None  # the open conversation, while a search hides it from the list
 
     def current_id(self) -> int | None:
         item = self.list.currentItem()
@@ -56,6 +57,9 @@ class QtConversationList(QWidget):
 
     def reload(self, select: int | None = None) -> None:
         keep = select if select is not None else self.current_id()
+        if keep is None:
+            keep = self._hidden
+        self._hidden = None
         self._silent = True
         try:
             self.list.clear()
@@ -69,17 +73,29 @@ class QtConversationList(QWidget):
         finally:
             self._silent = False
         if self.current_id() != keep:
-            self.selected.emit(self.current_id())
+            if keep is not None and self.search.text().strip() and self._exists(keep):
+                self._hidden = keep  # a search filters the list only: the open chat (and its reply) stays
+            else:
+                self.selected.emit(self.current_id())
+
+    def _exists(self, cid: int) -> bool:
+        try:
+            self.store.get(cid)
+        except KeyError:
+            return False
+        return True
 
     def select(self, cid: int | None) -> None:
         for i in range(self.list.count()):
             if self.list.item(i).data(Qt.ItemDataRole.UserRole) == cid:
                 self.list.setCurrentRow(i)
                 return
+        self.search.clear()  # a chat the search hides is listed again
         self.reload(select=cid)
 
     def _changed(self, current, _previous) -> None:
         if not self._silent:
+            self._hidden = None
             self.selected.emit(current.data(Qt.ItemDataRole.UserRole) if current else None)
 
     def rename_current(self, title: str | None = None) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import (
     QColor,
@@ -27,18 +29,25 @@ from PySide6.QtWidgets import (
 from genstudio.qt.qt_widgets import label
 
 
+def stat_number(stats, key: str) -> float | None:
+    """A number from a reply's saved stats, or None when it is missing or not a number (a hand-edited history)."""
+    value = stats.get(key) if isinstance(stats, dict) else None
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return value if ok else None
+
+
 def stats_line(stats: dict) -> str:
-    """'42 tokens · 87.3 tokens/s · first token 120 ms' under a reply."""
-    if not stats:
+    """'42 tokens · 87.3 tokens/s · first token 120 ms' under a reply; values of the wrong type are left out."""
+    if not isinstance(stats, dict) or not stats:
         return ""
     parts = []
-    if stats.get("new_tokens") is not None:
-        parts.append(f"{stats['new_tokens']} tokens")
-    if stats.get("decode_tokens_per_s"):
-        parts.append(f"{stats['decode_tokens_per_s']:.1f} tokens/s")
-    if stats.get("time_to_first_token_s") is not None:
-        parts.append(f"first token {stats['time_to_first_token_s'] * 1000:.0f} ms")
-    if stats.get("stopped"):
+    if (tokens := stat_number(stats, "new_tokens")) is not None:
+        parts.append(f"{tokens:.0f} tokens")
+    if tps := stat_number(stats, "decode_tokens_per_s"):
+        parts.append(f"{tps:.1f} tokens/s")
+    if (ttft := stat_number(stats, "time_to_first_token_s")) is not None:
+        parts.append(f"first token {ttft * 1000:.0f} ms")
+    if stats.get("stopped") is True:
         parts.append("stopped")
     return " · ".join(parts)
 
