@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QScrollArea, QVBoxLayout, QWidget
 
 from genstudio.engines.diffusion import DiffusionModel, DiffusionResult, DiffusionStep, ImageRequest
 from genstudio.engines.diffusion.pipeline import MAX_BATCH, is_diffusion
@@ -142,13 +142,18 @@ class QtImageTab(QWidget):
         top.addWidget(label("Drop a genstudio PNG here to restore its settings", "muted"))
 
         self._panels()
-        left = QWidget()
-        left.setFixedWidth(420)
-        column = QVBoxLayout(left)
+        controls = QWidget()
+        column = QVBoxLayout(controls)
         column.setContentsMargins(0, 0, 0, 0)
         column.addWidget(self.prompt_card)
         column.addWidget(self.settings_card)
         column.addWidget(self.history_card, 1)
+        left = QScrollArea()  # a short window scrolls the controls; the preview stays in view
+        left.setWidgetResizable(True)
+        left.setFrameShape(QScrollArea.Shape.NoFrame)
+        left.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        left.setWidget(controls)
+        left.setFixedWidth(420 + left.verticalScrollBar().sizeHint().width())
         body = QHBoxLayout()
         body.addWidget(left)
         body.addWidget(self.preview_card, 1)

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QLabel,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -92,15 +93,22 @@ class QtVaeTab(VaeEncodeMixin, QWidget):
         upper.addWidget(self.decode_panel, 3)
         upper.addWidget(self.encode_panel, 2)
         side_widget = QWidget()
-        side_widget.setMaximumWidth(620)  # the map takes the rest: it is the point of the tab
         side = QVBoxLayout(side_widget)
         side.setContentsMargins(0, 0, 0, 0)
         side.addLayout(upper, 5)
         side.addWidget(self.points_panel, 4)
         side.addWidget(self.points_panel.kl)
+        side_scroll = QScrollArea()  # a short window scrolls the panels instead of squeezing them
+        side_scroll.setWidgetResizable(True)
+        side_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        side_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        side_scroll.setWidget(side_widget)
+        side_scroll.setMinimumWidth(side_widget.minimumSizeHint().width()
+                                    + side_scroll.verticalScrollBar().sizeHint().width())
+        side_scroll.setMaximumWidth(620)  # the map takes the rest: it is the point of the tab
         body = QHBoxLayout()
         body.addWidget(self.map, 1)
-        body.addWidget(side_widget)
+        body.addWidget(side_scroll)
         self.status = QLabel("")
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         lay = QVBoxLayout(self)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import QMessageBox, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QMessageBox, QScrollArea, QTabWidget, QVBoxLayout, QWidget
 
 from genstudio.qt.qt_tabs import load_tab_spec
 from genstudio.qt.qt_theme import THEMES
@@ -28,7 +28,7 @@ class TabSlot:
 
     line: str  # the TAB_SPECS line
     spec: TabSpec | None
-    host: QWidget
+    host: QScrollArea  # the tab's page; the widget sits inside it
     widget: QWidget | None = None
     error: str | None = None  # why the spec or its widget could not be made
 
@@ -69,11 +69,29 @@ def make_tab_widget() -> QTabWidget:
     return tabs
 
 
-def _host() -> QWidget:
-    host = QWidget()
-    layout = QVBoxLayout(host)
+class _PageLayout(QVBoxLayout):
+    """A tab page's layout. It hides the height-for-width of wrapped labels from the scroll area, which would
+    otherwise size the page to its preferred height (taller than the window) rather than to the window."""
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802 (Qt's name)
+        return False
+
+
+def _host() -> QScrollArea:
+    """A tab's page: a window smaller than the tab's minimum size scrolls the tab instead of squeezing its
+    controls to slivers (the window goes down to 720x480; the VAE tab needs 1260 pixels across)."""
+    page = QWidget()
+    layout = _PageLayout(page)
     layout.setContentsMargins(0, 0, 0, 0)
+    host = QScrollArea()
+    host.setWidgetResizable(True)
+    host.setFrameShape(QScrollArea.Shape.NoFrame)
+    host.setWidget(page)
     return host
+
+
+def _page_layout(slot: TabSlot) -> QVBoxLayout:
+    return slot.host.widget().layout()
 
 
 def load_slot(line: str) -> tuple[TabSlot, str]:
@@ -97,7 +115,7 @@ def build_slot_widget(slot: TabSlot, ctx: StudioContext) -> None:
         show_tab_error(slot, traceback.format_exc())
         return
     slot.widget = widget
-    slot.host.layout().addWidget(widget)
+    _page_layout(slot).addWidget(widget)
 
 
 def show_tab_error(slot: TabSlot, details: str = "") -> None:
@@ -109,7 +127,7 @@ def show_tab_error(slot: TabSlot, details: str = "") -> None:
     text.setMaximumWidth(800)
     box.addWidget(text, 0, Qt.AlignmentFlag.AlignHCenter)
     box.addStretch(2)
-    slot.host.layout().addLayout(box)
+    _page_layout(slot).addLayout(box)
 
 
 # -- commands ------------------------------------------------------------------------------------------
