@@ -244,3 +244,88 @@ def test_a_model_imported_elsewhere_joins_the_picker_and_the_open_model_stays(ta
     names = [tab.model_box.itemData(i) for i in range(tab.model_box.count())]
     assert "gan-other" in names and tab.model_box.currentData() == model.name
     assert tab.model is model and tab.faces is faces and not tab.slots.running()  # nothing reloaded
+
+
+def _add_broken_models(tab) -> None:
+    """Two copies of the open model that cannot be opened: a bad mean latent (refused as the folder is read) and a
+    bad mapping graph (read only when the first batch runs)."""
+    import json
+    import shutil
+
+    root = tab.ctx.registry.roots[0][0]
+    for name, broken in (("gan-broken-mean", "w_avg.npy"), ("gan-broken-graph", "mapping.onnx")):
+        folder = root / name
+        shutil.copytree(tab.model.entry.folder, folder)
+        data = json.loads((folder / "model.json").read_text())
+        (folder / "model.json").write_text(json.dumps({**data, "name": name}))
+        (folder / broken).write_bytes(b"not what the file should hold")
+    tab.ctx.registry.refresh()
+    tab.models_changed()
+
+
+def _shows_no_model(tab, name: str) -> None:
+    from PySide6.QtWidgets import QApplication, QWidget
+
+    QApplication.processEvents()
+    assert tab.model is None and f"{name} cannot be opened" in tab.status.text(), tab.status.text()
+    assert f"{name} cannot be opened" in tab.grid.message and tab.grid.images == []  # the error, not the old faces
+    assert tab.faces == [] and tab.selected is None and tab.variations == [] and tab.morph_frames is None
+    assert tab.face_view.image is None and tab.morph_strip.image is None and tab.morph_preview.image is None
+    assert tab.sliders.sliders == {} and not [w for w in tab.sliders.findChildren(QWidget) if not w.isHidden()]
+    assert tab.face_info.text() == ""
+    for w in (tab.grid, tab.sliders, tab.new_batch, tab.vary, tab.morph_button, tab.save_face_button, tab.psi):
+        assert not w.isEnabled(), w
+
+
+def test_a_failed_load_leaves_no_faces_or_sliders_of_the_previous_model(tab, qtbot):
+    from gan_tiny import TINY_GAN
+
+    _add_broken_models(tab)
+    assert len(tab.sliders.sliders) == 2 and tab.face_view.image is not None
+    for name in ("gan-broken-mean", "gan-broken-graph"):
+        tab.model_box.setCurrentIndex(tab.model_box.findData(name))
+        qtbot.waitUntil(lambda: "cannot be opened" in tab.status.text() or "failed" in tab.status.text(),
+                        timeout=WAIT_MS)
+        _shows_no_model(tab, name)
+        tab._edit_moved("first axis", 1.0)  # a slider signal still queued: nothing renders, nothing raises
+        assert tab.face_view.image is None
+    tab.model_box.setCurrentIndex(tab.model_box.findData(TINY_GAN))
+    qtbot.waitUntil(lambda: len(tab.faces) == 16 and tab.morph_frames is not None, timeout=WAIT_MS)
+    assert tab.model.name == TINY_GAN and list(tab.sliders.sliders) == ["first axis", "second axis"]
+    assert len(tab.grid.images) == 16 and tab.face_view.image is not None and tab.grid.message == ""
+    for w in (tab.grid, tab.sliders, tab.new_batch, tab.vary, tab.morph_button, tab.save_face_button, tab.psi):
+        assert w.isEnabled(), w
+    tab.sliders.set_amount("first axis", 1.0)
+    assert tab.selected.edits == {"first axis": pytest.approx(1.0)}
+
+
+def test_a_job_of_the_previous_model_ending_after_a_failed_load_shows_nothing(tab, qtbot, monkeypatch):
+    """The failed load cancels the morph, but a job past its last yield still ends as succeeded."""
+    import threading
+
+    from gan_tiny import TINY_GAN
+
+    from genstudio.qt import qt_gan
+    from genstudio.runtime.jobs import Progress
+
+    _add_broken_models(tab)
+    entered, release = threading.Event(), threading.Event()
+
+    def held_morph(model, a, b, steps, psi):
+        yield Progress(0, 1, "morphing")
+        entered.set()
+        release.wait(WAIT_MS / 1000)
+        return model.morph(a.z, b.z, steps, psi)[1]
+
+    monkeypatch.setattr(qt_gan, "morph_job", held_morph)
+    tab.make_morph()
+    job = tab.slots.jobs["morph"]
+    qtbot.waitUntil(entered.is_set, timeout=WAIT_MS)  # past its last cancel point
+    tab.model_box.setCurrentIndex(tab.model_box.findData("gan-broken-mean"))
+    release.set()
+    qtbot.waitUntil(lambda: not job.is_running(), timeout=WAIT_MS)
+    assert job.state == "succeeded"  # the old model's morph arrived ...
+    _shows_no_model(tab, "gan-broken-mean")  # ... and was dropped
+    tab.model_box.setCurrentIndex(tab.model_box.findData(TINY_GAN))
+    qtbot.waitUntil(lambda: len(tab.faces) == 16 and tab.morph_frames is not None, timeout=WAIT_MS)
+    assert tab.morph_strip.image is not None

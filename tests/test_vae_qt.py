@@ -184,3 +184,79 @@ def test_a_model_folder_with_codes_of_the_wrong_size_is_refused(qtbot, tmp_path)
     w.model_box.setCurrentIndex(w.model_box.findData(TINY_VAE))
     qtbot.waitUntil(lambda: w.view is not None, timeout=WAIT_MS)
     jobs.shutdown()
+
+
+def test_a_failed_load_leaves_no_map_or_images_of_the_previous_model(qtbot, tmp_path, monkeypatch):
+    """A model whose decoder cannot be opened, picked while the open model's interpolation is still running: the
+    map, images and sliders of the open model go, the error shows on the map, and the old job's late result is
+    dropped; picking the good model again brings everything back."""
+    import json
+    import shutil
+    import threading
+
+    from vae_tiny import TINY_VAE, tiny_vae_root
+
+    from genstudio.engines.vae_view import to_rgb_u8
+    from genstudio.qt import qt_vae
+    from genstudio.qt.qt_vae import VAE_TAB
+
+    root = tmp_path / "models"
+    shutil.copytree(tiny_vae_root() / TINY_VAE, root / TINY_VAE)
+    folder = root / "vae-broken"
+    shutil.copytree(root / TINY_VAE, folder)
+    data = json.loads((folder / "model.json").read_text())
+    (folder / "model.json").write_text(json.dumps({**data, "name": "vae-broken"}))
+    (folder / "decoder.onnx").write_bytes(b"not an ONNX graph")
+    jobs = JobManager()
+    ctx = StudioContext(registry=Registry([(root, "shipped")]),
+                        pool=SessionPool(SessionConfig(provider="cpu", threads=1)), jobs=jobs,
+                        output_dir=lambda: tmp_path)
+    w = VAE_TAB.factory(ctx)
+    qtbot.addWidget(w)
+    w.resize(1280, 760)
+    w.show()
+    w.model_box.setCurrentIndex(w.model_box.findData(TINY_VAE))
+    qtbot.waitUntil(lambda: w.view is not None and w.path is not None and not w.slots.running(), timeout=WAIT_MS)
+    assert w.map.mosaic is not None and w.decode_panel.view.image is not None
+
+    entered, release = threading.Event(), threading.Event()
+
+    def held_interpolation(model, a, b, steps, mode):
+        yield None
+        entered.set()
+        release.wait(WAIT_MS / 1000)
+        path = np.stack([a, b])
+        return path, to_rgb_u8(model.decode(path))
+
+    monkeypatch.setattr(qt_vae, "interpolation_frames", held_interpolation)
+    w.interpolate()
+    job = w.slots.jobs["interpolate"]
+    qtbot.waitUntil(entered.is_set, timeout=WAIT_MS)  # past its last cancel point
+    w.model_box.setCurrentIndex(w.model_box.findData("vae-broken"))
+    release.set()
+    qtbot.waitUntil(lambda: "failed" in w.status.text() and not w.slots.running(), timeout=WAIT_MS)
+    assert job.state == "succeeded"  # the old model's interpolation arrived, and was dropped:
+    assert w.view is None and w.path is None and w.frames is None and w.points == {}
+    assert "vae-broken cannot be opened" in w.map.message
+    m = w.map
+    assert m.mosaic is None and m.points is None and m.cursor is None and m.path is None and m.markers == {}
+    pp = w.points_panel
+    for view in (w.decode_panel.view, w.encode_panel.recon, pp.result, pp.strip, *pp.thumbs.values()):
+        assert view.image is None
+    assert pp.sliders.sliders == [] and len(pp.kl.kl) == 0 and w.decode_panel.info.text() == ""
+    for widget in (m, w.decode_panel, w.encode_panel, pp, w.colour_box):
+        assert not widget.isEnabled(), widget
+    r = m.plot_rect()
+    _mouse(m, QMouseEvent.Type.MouseButtonPress, r.center())  # a drag that got through decodes nothing
+    assert w.current is None and w.decode_panel.view.image is None
+
+    w.model_box.setCurrentIndex(w.model_box.findData(TINY_VAE))
+    qtbot.waitUntil(lambda: w.view is not None and w.path is not None, timeout=WAIT_MS)
+    assert w.model.name == TINY_VAE and m.mosaic is not None and m.points.shape == (40, 2) and m.cursor is not None
+    assert len(pp.sliders.sliders) == 2 and w.decode_panel.view.image is not None
+    for widget in (m, w.decode_panel, w.encode_panel, pp, w.colour_box):
+        assert widget.isEnabled(), widget
+    _mouse(m, QMouseEvent.Type.MouseButtonPress, r.center())
+    u, v = w.view.plane.project(w.current)[0]
+    assert (u, v) == pytest.approx(m.to_plane(r.center().x(), r.center().y()), abs=1e-4)
+    jobs.shutdown()

@@ -31,7 +31,7 @@ from genstudio.engines.gan import DEFAULT_TRUNCATION, GanModel, is_gan, nearby, 
 from genstudio.qt.qt_context import StudioContext
 from genstudio.qt.qt_gan_widgets import QtDirectionSliders, QtFaceGrid
 from genstudio.qt.qt_images import QtImageView
-from genstudio.qt.qt_jobs import JobSlots
+from genstudio.qt.qt_jobs import JobFailure, JobSlots, QtJob
 from genstudio.qt.qt_widgets import QtCard, fill_model_box, is_open, label
 from genstudio.runtime.imaging import make_grid, ping_pong, save_gif, save_png, to_uint8
 from genstudio.runtime.jobs import Progress
@@ -192,6 +192,11 @@ class QtGanTab(QWidget):
         self.vary_grid.marked_b.connect(lambda i: self.status.setText("mark B on the main grid"))
         self.vary_grid.save_requested.connect(lambda i: self._save_face_dialog(self.variations[i]))
         self.sliders.changed.connect(self._edit_moved)
+        # what acts on the open model: disabled while none is (a folder that cannot be opened)
+        self.model_controls: tuple[QWidget, ...] = (
+            self.size_box, self.seed, self.new_batch, self.psi, self.save_grid, self.grid, self.save_face_button,
+            self.vary, self.strength, self.vary_grid, self.sliders, self.reset_edits, self.steps, self.morph_button,
+            self.play, self.save_morph)
         self.refresh_models()
 
     # -- layout ----------------------------------------------------------------------------------------
@@ -263,6 +268,12 @@ class QtGanTab(QWidget):
         return card
 
     # -- jobs and models ----------------------------------------------------------------------------------
+    def _start(self, kind: str, gen, on_done) -> QtJob:
+        """A job on the open model: its result is dropped when another model (or none) is open by then; a
+        cancelled job past its last yield still succeeds."""
+        model = self.model
+        return self.slots.start(kind, gen, lambda result: on_done(result) if self.model is model else None)
+
     def is_settled(self) -> bool:
         """For `genstudio shot`: faces are drawn and no job is running."""
         return not self.model_box.count() or (bool(self.faces) and not self.slots.running())
@@ -295,16 +306,12 @@ class QtGanTab(QWidget):
             _ = (model.z_dim, model.image_shape, model.w_avg)  # each raises for a bad value or file
             directions = model.directions
         except (ValueError, OSError, KeyError, TypeError, IndexError, OverflowError) as e:
-            self.model = None
-            self.slots.cancel_all()
-            self.faces, self.selected, self.b_index, self.variations, self.morph_frames = [], None, None, [], None
-            for view in (self.face_view, self.morph_strip, self.morph_preview):
-                view.set_image(None)
-            self.vary_grid.set_message("")
-            self.grid.set_message(f"{name} cannot be opened:\n{e}")
-            self._say_error(f"{name} cannot be opened: {e}")
+            self._close_model(name, str(e))
             return
+        self.slots.cancel("truncate", "vary", "morph")  # the previous model's (a GIF being written goes on)
         self.model = model
+        for w in self.model_controls:
+            w.setEnabled(True)
         self.psi.blockSignals(True)
         self.psi.setValue(psi)
         self.psi.blockSignals(False)
@@ -317,10 +324,30 @@ class QtGanTab(QWidget):
         self.edit_note.setText("Drag to edit the selected face." if directions else
                                "This model ships no attribute directions.")
         self.faces, self.selected, self.b_index, self.variations, self.morph_frames = [], None, None, [], None
-        self.morph_strip.set_image(None)
-        self.morph_preview.set_image(None)
+        for view in (self.face_view, self.morph_strip, self.morph_preview):
+            view.set_image(None)
+        self.face_info.setText("")
+        self.grid.set_message(f"sampling {name} …")  # the previous model's faces are not this one's
         self.vary_grid.set_message("Vary shows faces near this one here")
         self.sample()
+
+    def _close_model(self, name: str, error: str) -> None:
+        """`name` cannot be opened: no model is open, and nothing of the previous one stays on screen, usable
+        or running (its faces, sliders and morph would belong to no open model)."""
+        self.model = None
+        self.slots.cancel_all()
+        self.play.setChecked(False)
+        self.faces, self.selected, self.b_index, self.variations, self.morph_frames = [], None, None, [], None
+        for view in (self.face_view, self.morph_strip, self.morph_preview):
+            view.set_image(None)
+        self.face_info.setText("")
+        self.sliders.set_directions([])
+        self.edit_note.setText("")
+        self.vary_grid.set_message("")
+        self.grid.set_message(f"{name} cannot be opened:\n{error}")
+        for w in self.model_controls:
+            w.setEnabled(False)
+        self._say_error(f"{name} cannot be opened: {error}")
 
     @property
     def truncation(self) -> float:
@@ -336,7 +363,14 @@ class QtGanTab(QWidget):
         k = int(self.size_box.currentData())
         self.status.setText(f"sampling {k * k} faces (seed {self.seed.value()}) …")
         self._pending_psi = None
-        self.slots.start("grid", grid_job(self.model, k * k, self.seed.value(), self.truncation), self._on_grid)
+        model = self.model
+        job = self._start("grid", grid_job(model, k * k, self.seed.value(), self.truncation), self._on_grid)
+        job.failed.connect(lambda failure, j=job: self._on_grid_failed(model, j, failure))
+
+    def _on_grid_failed(self, model: GanModel, job: QtJob, failure: JobFailure) -> None:
+        """A model whose first batch fails (a broken graph file is read only here) is not open."""
+        if self.slots.jobs.get("grid") is job and self.model is model and not self.faces:
+            self._close_model(model.name, failure.message)
 
     def _on_grid(self, result) -> None:
         z, w, images, seconds = result
@@ -365,7 +399,7 @@ class QtGanTab(QWidget):
     def _start_truncate(self) -> None:
         self._pending_psi = None
         w = np.stack([f.w for f in self.faces])
-        self.slots.start("truncate", render_job(self.model, w, self.truncation), self._on_truncated)
+        self._start("truncate", render_job(self.model, w, self.truncation), self._on_truncated)
 
     def _on_truncated(self, result) -> None:
         images, psi, seconds = result
@@ -429,7 +463,7 @@ class QtGanTab(QWidget):
         base = self.selected
         gen = variations_job(self.model, base, VARIATIONS, self.strength.value() / 100.0, self._vary_count,
                              self.truncation)
-        self.slots.start("vary", gen, lambda result: self._on_variations(base, result))
+        self._start("vary", gen, lambda result: self._on_variations(base, result))
 
     def _on_variations(self, base: Face, result) -> None:
         z, w, images = result
@@ -451,7 +485,7 @@ class QtGanTab(QWidget):
             self.status.setText("Shift+click a face (or right-click it) to make it B, then press Morph")
             return
         a, b = self.selected, self.faces[self.b_index]
-        self.slots.start("morph", morph_job(self.model, a, b, self.steps.value(), self.truncation), self._on_morph)
+        self._start("morph", morph_job(self.model, a, b, self.steps.value(), self.truncation), self._on_morph)
 
     def _on_morph(self, images: np.ndarray) -> None:
         self.morph_frames = to_rgb(images)

@@ -301,7 +301,11 @@ class JobSlots:
         jobs = [self.jobs[kind]] if kind in self.jobs else [] if kind else list(self.jobs.values())
         return any(j.is_running() for j in jobs)
 
-    def cancel_all(self) -> None:
-        for job in self.jobs.values():
-            if job.is_running():
+    def cancel(self, *kinds: str) -> None:
+        for kind in kinds:
+            if (job := self.jobs.get(kind)) is not None and job.is_running():
                 job.cancel()
+
+    def cancel_all(self, keep: tuple[str, ...] = ()) -> None:
+        """Cancel every running job but those of the kinds in `keep` (a GIF being written, say)."""
+        self.cancel(*(kind for kind in self.jobs if kind not in keep))

@@ -33,7 +33,7 @@ from genstudio.engines.vae_view import (
     to_rgb_u8,
 )
 from genstudio.qt.qt_context import StudioContext, TabSpec
-from genstudio.qt.qt_jobs import JobSlots, QtJob
+from genstudio.qt.qt_jobs import JobFailure, JobSlots, QtJob
 from genstudio.qt.qt_vae_encode import VaeEncodeMixin
 from genstudio.qt.qt_vae_map import QtLatentMap
 from genstudio.qt.qt_vae_panels import POINTS, QtDecodePanel, QtEncodePanel, QtPointsPanel
@@ -137,11 +137,18 @@ class QtVaeTab(VaeEncodeMixin, QWidget):
         pp.play.toggled.connect(self._on_play)
         pp.save_gif.clicked.connect(self._save_gif_dialog)
         pp.sliders.changed.connect(self._slider_moved)
+        # what acts on the open model: disabled while none is (loading, or a folder that cannot be opened)
+        self.model_controls: tuple[QWidget, ...] = (
+            self.colour_box, self.plane_box, self.axis_u, self.axis_v, self.show_mosaic, self.show_points, self.map,
+            self.decode_panel, self.encode_panel, self.points_panel)
         self.refresh_models()
 
     # -- jobs ------------------------------------------------------------------------------------------
     def _start(self, kind: str, gen, on_done) -> QtJob:
-        return self.slots.start(kind, gen, on_done)
+        """A job on the open view: its result is dropped when another model (or none) is open by then; a
+        cancelled job past its last yield still succeeds."""
+        view = self.view
+        return self.slots.start(kind, gen, lambda result: on_done(result) if self.view is view else None)
 
     def is_settled(self) -> bool:
         """For `genstudio shot`: the map is drawn and no job is running."""
@@ -169,10 +176,34 @@ class QtVaeTab(VaeEncodeMixin, QWidget):
         name = self.model_box.currentData()
         if not name:
             return
+        self._clear_view(f"opening {name} …")
+        self.status.setText(f"loading {name} ...")
+        job = self._start("load", load_view(self.ctx.registry.get(name), self.ctx.pool, MOSAIC_GRID), self._on_view)
+        job.failed.connect(lambda failure, j=job: self._on_load_failed(name, j, failure))
+
+    def _clear_view(self, message: str) -> None:
+        """No model is open: nothing of the previous one stays on screen, usable or running (its map, points
+        and images would belong to no open model)."""
         self.view = None
         self.timer.stop()
-        self.status.setText(f"loading {name} ...")
-        self._start("load", load_view(self.ctx.registry.get(name), self.ctx.pool, MOSAIC_GRID), self._on_view)
+        self.points_panel.play.setChecked(False)
+        self.slots.cancel_all(keep=("gif",))  # a GIF being written goes on
+        self.points, self.path, self.frames, self.current, self.current_image = {}, None, None, None, None
+        self.map.set_message(message)
+        pp = self.points_panel
+        for view in (self.decode_panel.view, self.encode_panel.original, self.encode_panel.recon, pp.result, pp.strip,
+                     *pp.thumbs.values()):
+            view.set_image(None)
+        self.decode_panel.view.set_caption("")
+        self.decode_panel.info.setText("")
+        pp.sliders.set_dims(0)
+        pp.kl.set_kl(np.zeros(0, np.float32))
+        for w in self.model_controls:
+            w.setEnabled(False)
+
+    def _on_load_failed(self, name: str, job: QtJob, failure: JobFailure) -> None:
+        if self.slots.jobs.get("load") is job:
+            self.map.set_message(f"{name} cannot be opened:\n{failure.message}")
 
     @property
     def model(self) -> VaeModel | None:
@@ -180,6 +211,8 @@ class QtVaeTab(VaeEncodeMixin, QWidget):
 
     def _on_view(self, view: VaeView) -> None:
         self.view = view
+        for w in self.model_controls:
+            w.setEnabled(True)
         d = view.model.latent_dim
         self.colour_box.blockSignals(True)
         self.colour_box.clear()
@@ -416,7 +449,7 @@ class QtVaeTab(VaeEncodeMixin, QWidget):
         if self.frames is None:
             self.status.setText("interpolate first")
             return None
-        return self._start("gif", save_interpolation_gif(self.frames, Path(path)), self._on_gif)
+        return self.slots.start("gif", save_interpolation_gif(self.frames, Path(path)), self._on_gif)  # any view's
 
     def _on_gif(self, path: str) -> None:
         self.status.setText(f"wrote {path}")

@@ -84,8 +84,10 @@ class QtLatentMap(QWidget):
         self.update()
 
     def set_message(self, text: str) -> None:
+        """The text instead of a map: the mosaic, the codes and the overlay (cursor, path, markers) go."""
         self.message = text
         self.mosaic, self.points = None, None
+        self.cursor, self.path, self.markers = None, None, {}
         self._invalidate()
 
     def _invalidate(self) -> None:
