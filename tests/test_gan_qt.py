@@ -287,6 +287,7 @@ def test_a_failed_load_leaves_no_faces_or_sliders_of_the_previous_model(tab, qtb
         qtbot.waitUntil(lambda: "cannot be opened" in tab.status.text() or "failed" in tab.status.text(),
                         timeout=WAIT_MS)
         _shows_no_model(tab, name)
+        qtbot.waitUntil(tab.is_settled, timeout=WAIT_MS)  # `genstudio shot` does not wait out its timeout
         tab._edit_moved("first axis", 1.0)  # a slider signal still queued: nothing renders, nothing raises
         assert tab.face_view.image is None
     tab.model_box.setCurrentIndex(tab.model_box.findData(TINY_GAN))

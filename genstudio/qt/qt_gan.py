@@ -275,8 +275,8 @@ class QtGanTab(QWidget):
         return self.slots.start(kind, gen, lambda result: on_done(result) if self.model is model else None)
 
     def is_settled(self) -> bool:
-        """For `genstudio shot`: faces are drawn and no job is running."""
-        return not self.model_box.count() or (bool(self.faces) and not self.slots.running())
+        """For `genstudio shot`: faces are drawn (or the model could not be opened) and no job is running."""
+        return not self.model_box.count() or ((bool(self.faces) or self.model is None) and not self.slots.running())
 
     def refresh_models(self, *, keep: bool = False) -> None:
         """The registry's GAN models in the picker, and the chosen one loaded; keep=True (models imported on the
