@@ -260,3 +260,97 @@ def test_a_result_arriving_after_a_dataset_switch_is_dropped(make_tab, qtbot, tm
     qtbot.wait(200)  # deliver it
     assert tab.dataset == "synthfaces" and [e.name for e in tab.entries] == ["vae-synthfaces"]
     assert tab.state is None and not fired and not tab.export_button.isEnabled()
+
+
+def _import(tab, root: Path, name: str) -> None:
+    """What an import on the Models tab does to the shared registry, then its word to the tabs already open."""
+    shutil.copytree(compare_root() / name, root / name)
+    tab.ctx.registry.refresh()
+    tab.models_changed()
+
+
+def test_an_imported_model_joins_the_list(make_tab, tmp_path):
+    root = subset_root(tmp_path / "two", FAST[:2])
+    tab = make_tab(root)
+    assert [e.name for e in tab.entries] == FAST[:2]
+    tab.n_box.setValue(3)
+    tab.seed.setValue(7)
+    _import(tab, root, "gan-fashion-mnist")
+    assert [e.name for e in tab.entries] == FAST  # in models_for's order, as every model of the dataset
+    assert tab.table.columnCount() == 3 and tab.table.horizontalHeaderItem(2).text() == "GAN\ngan-fashion-mnist"
+    assert "3 models: vae-fashion-mnist, flow-fashion-mnist, gan-fashion-mnist" in tab.condition_label.text()
+    assert tab.status.text() == "3 models trained on Fashion-MNIST" and tab.run_button.isEnabled()
+    assert (tab.dataset, tab.n_box.value(), tab.seed.value()) == ("fashion-mnist", 3, 7)  # the choices stay
+    _import(tab, root, "vae-synthfaces")  # another dataset's model: not listed here
+    assert [e.name for e in tab.entries] == FAST
+    tab.dataset_box.setCurrentIndex(tab.dataset_box.findData("synthfaces"))
+    assert [e.name for e in tab.entries] == ["vae-synthfaces"]
+
+
+def test_an_imported_model_reaches_a_dataset_that_had_none(make_tab, tmp_path):
+    root = subset_root(tmp_path / "faces", ["gan-fashion-mnist"])
+    tab = make_tab(root)
+    tab.dataset_box.setCurrentIndex(tab.dataset_box.findData("synthfaces"))
+    assert tab.entries == [] and not tab.run_button.isEnabled()
+    _import(tab, root, "vae-synthfaces")
+    assert [e.name for e in tab.entries] == ["vae-synthfaces"] and tab.run_button.isEnabled()
+    assert tab.grid_view.caption == "" and tab.table.columnCount() == 1
+    assert tab.status.text() == "1 models trained on SynthFaces"
+
+
+def test_an_import_keeps_the_results_on_screen(make_tab, qtbot, tmp_path):
+    root = subset_root(tmp_path / "two", FAST[:2])
+    tab = make_tab(root, n=1, timing=True)
+    _run(tab, qtbot)
+    state, grid, condition = tab.state, tab.grid_view.image, tab.condition_label.text()
+    b1 = _cells(tab, "ms_per_sample_b1")
+    _import(tab, root, "gan-fashion-mnist")
+    assert tab.state is state and tab.grid_view.image is grid and tab.condition_label.text() == condition
+    assert [c.name for c in tab.state.columns] == FAST[:2] and tab.export_button.isEnabled()
+    assert tab.table.columnCount() == 3
+    assert _cells(tab, "ms_per_sample_b1") == [*b1, "–"]  # the timings measured stay; the newcomer has none yet
+    assert tab.status.text() == "added gan-fashion-mnist: press Compare to sample it with the others"
+    assert tab.run_button.isEnabled() and not tab.stop_button.isEnabled()
+    _run(tab, qtbot)  # the next Compare samples it too
+    assert [c.name for c in tab.state.columns] == FAST and list(tab.state.timings) == FAST
+
+
+def test_an_import_keeps_a_running_comparison(make_tab, qtbot, tmp_path):
+    root = subset_root(tmp_path / "two", FAST[:2])
+    tab = make_tab(root, n=1)
+    fired = []
+    tab.compared.connect(lambda: fired.append(True))
+    tab.compare()
+    job = tab.slots.jobs["compare"]
+    _import(tab, root, "gan-fashion-mnist")
+    assert [e.name for e in tab.entries] == FAST and tab.table.columnCount() == 3
+    assert not tab.run_button.isEnabled() and tab.stop_button.isEnabled()  # still running: no second Compare
+    qtbot.waitUntil(lambda: not job.is_running(), timeout=WAIT_MS)
+    assert job.state == "succeeded" and fired and tab.slots.jobs["compare"] is job  # not cancelled
+    assert [c.name for c in tab.state.columns] == FAST[:2]  # the run goes on with the list it was given
+    assert tab.grid_view.image is not None and tab.table.columnCount() == 3
+    assert tab.run_button.isEnabled() and tab.export_button.isEnabled() and not tab.stop_button.isEnabled()
+
+
+def test_the_main_window_forwards_an_import_to_the_compare_tab(qtbot, qapp, models_root):
+    from genstudio.qt import qt_settings as st
+    from genstudio.qt.app import build_main_window
+    from genstudio.qt.qt_theme import apply_theme
+
+    for name in [*FAST[:2], "eval-fashion-mnist"]:
+        shutil.copytree(compare_root() / name, models_root / name)
+    window = build_main_window(pool=SessionPool(SessionConfig(provider="cpu", threads=1)),
+                               settings=st.open_settings())
+    qtbot.addWidget(window)
+    window.show()
+    models = window.tab_widget("models")
+    tab = window.tab_widget("compare")
+    assert [e.name for e in tab.entries] == FAST[:2]
+    with qtbot.waitSignal(models.imported, timeout=WAIT_MS):
+        models.import_paths([compare_root() / "gan-fashion-mnist"])
+    assert [e.name for e in tab.entries] == FAST and tab.table.columnCount() == 3
+    if not models.is_settled():
+        with qtbot.waitSignal(models.settled, timeout=WAIT_MS):
+            pass
+    window.close()
+    apply_theme(qapp, "system")

@@ -177,10 +177,33 @@ class QtCompareTab(QWidget):
             self._show_rows([])
             self.status.setText(f"no model is trained on {DATASET_TITLES[self.dataset]}")
             return
+        self._show_rows(table_rows(self.entries))
+        self._show_listed()
+
+    def models_changed(self) -> None:
+        """Models imported on the Models tab join the list (every ready model of the dataset is compared, in
+        models_for's order); a running comparison, the samples and timings on screen and the settings stay, and
+        the next Compare samples the newcomers too."""
+        entries = models_for(self.ctx.registry, self.dataset)
+        added = [e.name for e in entries if e.name not in {old.name for old in self.entries}]
+        if not added:
+            return
+        self.entries = entries  # a new list: a running comparison goes on with the one it was given
+        self._show_rows(table_rows(self.entries, (self.state.timings if self.state else None) or None))
+        if self.slots.running("compare"):
+            return  # Compare comes back (with the new list) when the running one finishes
+        self.run_button.setEnabled(True)
+        if self.state is None:
+            self._show_listed()
+        else:
+            them = "them" if len(added) > 1 else "it"
+            self.status.setText(f"added {', '.join(added)}: press Compare to sample {them} with the others")
+
+    def _show_listed(self) -> None:
+        """Before any samples: the dataset's models named, and Compare offered."""
         self.grid_view.set_caption("")
         names = ", ".join(e.name for e in self.entries)
         self.condition_label.setText(f"{len(self.entries)} models: {names}. Press Compare to sample them.")
-        self._show_rows(table_rows(self.entries))
         self.status.setText(f"{len(self.entries)} models trained on {DATASET_TITLES[self.dataset]}")
 
     def compare(self) -> None:
