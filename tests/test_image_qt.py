@@ -399,3 +399,96 @@ def test_no_model_shows_how_to_build_one(qtbot, tmp_path):
     assert "genstudio export diffusion --dataset synthfaces" in w.view.message and w.is_settled()
     assert not w.generate_button.isEnabled() and w.generate() is None
     jobs.shutdown()
+
+
+def test_generate_pressed_right_after_stop_starts_the_next_run(tab, qtbot):
+    import re
+
+    tab.steps.setValue(40)
+    tab.lock.setChecked(False)
+    pressed = {}
+
+    def at_step(i: int) -> None:
+        if i == 2 and not pressed:
+            tab.stop()
+            pressed["enabled"] = tab.generate_button.isEnabled()
+            tab.generate_button.click()  # at once, before the stopped run has ended
+
+    labels: list[str] = []
+    tab.step_shown.connect(at_step)
+    tab.stopped.connect(lambda _n: labels.append(tab.progress_label.text()))
+    with qtbot.waitSignal(tab.stopped, timeout=WAIT_MS) as sig:
+        tab.generate_button.click()
+    assert sig.args == [3] and pressed["enabled"]
+    assert re.fullmatch(r"stopped at step 3/40 · [\d.]+ s · [\d.]+ steps/s", labels[0])  # elapsed, pace kept
+    assert tab.run is not None and tab.run.key == 2  # the second press was kept, not dropped
+    with qtbot.waitSignal(tab.generated, timeout=WAIT_MS) as done:
+        pass
+    assert done.args[0].settings["steps"] == 40 and tab.gallery.keys() == [2] and tab.run is None
+
+
+def test_a_history_click_during_a_run_leaves_the_gallery_on_what_is_shown(tab, qtbot):
+    first = run(tab, qtbot, steps=2, seed=4)
+    assert [int(i.data(Qt.ItemDataRole.UserRole)) for i in tab.gallery.selectedItems()] == [1]
+    tab.steps.setValue(40)
+
+    def at_step(i: int) -> None:
+        if i == 2:
+            item = tab.gallery.item(0)
+            qtbot.mouseClick(tab.gallery.viewport(), Qt.MouseButton.LeftButton,
+                             pos=tab.gallery.visualItemRect(item).center())
+            tab.stop()
+
+    tab.step_shown.connect(at_step)
+    with qtbot.waitSignal(tab.stopped, timeout=WAIT_MS):
+        tab.generate_button.click()
+    assert tab.current.key == 2 and tab.current.images is None  # the stopped run is on screen ...
+    assert tab.gallery.selectedItems() == []  # ... so no history item is marked as shown
+    tab.step_shown.disconnect(at_step)
+    tab.show_generation(1)
+    with qtbot.waitSignal(tab.stopped, timeout=WAIT_MS) as sig:
+        tab.generate()
+        tab.stop()  # before its first step: generation 1 is back on screen, and marked in the history
+    assert sig.args == [0] and tab.current.key == 1 and np.array_equal(tab.shown, rgb(first.images))
+    assert [int(i.data(Qt.ItemDataRole.UserRole)) for i in tab.gallery.selectedItems()] == [1]
+
+
+def test_a_run_that_fails_midway_keeps_its_steps_on_the_filmstrip(tab, qtbot, monkeypatch, tmp_path):
+    real = tab.model.sample
+
+    def failing(request):
+        job = real(request)
+
+        def gen():
+            for k, p in enumerate(job):
+                if k == 3:
+                    raise RuntimeError("the UNet fell over")
+                yield p
+
+        return gen()
+
+    monkeypatch.setattr(tab.model, "sample", failing)
+    tab.steps.setValue(10)
+    tab.generate_button.click()
+    qtbot.waitUntil(lambda: "failed" in tab.status.text(), timeout=WAIT_MS)
+    gen = tab.current
+    assert tab.run is None and gen.images is None and gen.shown > 0
+    assert len(gen.x0) == len(gen.noisy) == gen.shown == len(tab.film.frames)  # what was shown, on the strip
+    assert tab.scrub.isEnabled() and tab.scrub.maximum() == gen.shown - 1
+    assert tab.progress_label.text() == f"failed at step {gen.shown}/10"
+    tab.scrub.setValue(0)
+    assert np.array_equal(tab.shown, rgb(gen.x0[0]))
+    with qtbot.waitSignal(tab.gif_saved, timeout=WAIT_MS) as sig:
+        tab.save_gif(tmp_path / "failed.gif")
+    assert Image.open(sig.args[0]).n_frames == gen.shown
+
+
+def test_stop_pressed_as_a_run_ends_keeps_its_result_and_the_full_progress(tab, qtbot):
+    tab.steps.setValue(1)
+    job = tab.generate()
+    assert job.join(WAIT_MS / 1000)  # the worker has ended; its result waits for the event loop
+    with qtbot.waitSignal(tab.generated, timeout=WAIT_MS) as sig:
+        tab.stop()  # too late to stop anything
+    assert sig.args[0].images.shape[0] == 4 and tab.gallery.count() == 1
+    assert tab.progress.value() == tab.progress.maximum() == 1
+    assert tab.progress_label.text().startswith("1 step in ")

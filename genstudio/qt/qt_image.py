@@ -126,6 +126,7 @@ class QtImageTab(QWidget):
         self.shown: np.ndarray | None = None  # uint8 (N, H, W, 3): what the preview shows
         self.last_step: DiffusionStep | None = None
         self._before: Generation | None = None
+        self._queued = False  # Generate was pressed while a stopped run was ending: it starts when that one ends
         self.too_long = ""  # why Generate is off, when a prompt is too long
         self._runs = 0
         self.slots = JobSlots(ctx.jobs, "image", on_failed=self._on_failed, on_progress=self._on_progress)
@@ -351,11 +352,18 @@ class QtImageTab(QWidget):
     def _warn(self, text: str, *, error: bool) -> None:
         self.prompt_card.warn(text, error=error)
 
+    def _stopping(self) -> bool:
+        """A run is going and Stop was pressed: it ends at its next step."""
+        job = self.slots.jobs.get("generate")
+        return self.run is not None and job is not None and job.cancel_requested
+
     def _update_buttons(self) -> None:
         running = self.run is not None
-        ok = self.model is not None and not self.too_long and not running
+        stopping = self._stopping()  # Generate then queues the next run behind the stopping one
+        ok = self.model is not None and not self.too_long and (not running or stopping)
         self.generate_button.setEnabled(ok)
-        self.generate_button.setToolTip(self.too_long or ("running…" if running else "Ctrl+Return"))
+        self.generate_button.setToolTip(self.too_long or ("starts when the run has stopped" if stopping else
+                                                          "running…" if running else "Ctrl+Return"))
         self.stop_button.setEnabled(running)
         done = self.current is not None
         self.save_button.setEnabled(done and self.current.images is not None and not running)
@@ -375,7 +383,12 @@ class QtImageTab(QWidget):
                             unet=self.unet.currentData())
 
     def generate(self) -> QtJob | None:
-        if self.model is None or self.run is not None:
+        if self.model is None:
+            return None
+        if self.run is not None:
+            if self._stopping() and not self.too_long:  # Stop, then Generate at once: not lost, only deferred
+                self._queued = True
+                self.say("stopping…; the next run starts as soon as this one has stopped")
             return None
         if self.too_long:
             self.say(self.too_long, error=True)
@@ -417,6 +430,13 @@ class QtImageTab(QWidget):
             job.cancel()
             self.run.gate.set()  # do not let it wait for a preview that will not come
             self.say("stopping after this step…")
+            self._update_buttons()
+
+    def _start_queued(self) -> None:
+        """The run asked for while the previous one was stopping, now that it has ended."""
+        if self._queued:
+            self._queued = False
+            self.generate()
 
     def _on_progress(self, p) -> None:
         step = getattr(p, "preview", None)
@@ -455,35 +475,53 @@ class QtImageTab(QWidget):
         self._show_generation(run)
         n = run.total
         unknown = f" · ignored as [UNK]: {', '.join(run.unknown)}" if run.unknown else ""
-        self.progress_label.setText(f"{n} steps in {result.seconds:.1f} s · {n / max(result.seconds, 1e-9):.1f} "
-                                    f"steps/s")
+        self.progress.setValue(n)  # also when its last step was not shown (Stop pressed as it ended)
+        self.progress_label.setText(f"{n} step{'s' * (n > 1)} in {result.seconds:.1f} s · "
+                                    f"{n / max(result.seconds, 1e-9):.1f} steps/s")
         self.say(f"{len(result.images)} image{'s' * (len(result.images) > 1)} in {result.seconds:.1f} s · seed "
                  f"{run.settings['seed']} · {run.settings['scheduler']}, {n} steps, guidance "
                  f"{run.settings['guidance']:g}{unknown} · click an image to select it")
         self._update_buttons()
         self.generated.emit(result)
+        self._start_queued()
 
     def _on_cancelled(self, job: QtJob, run: Generation) -> None:
         if self.slots.jobs.get("generate") is not job or self.run is not run:
             return
         self.run = None
-        if not self._back_to_before(run):
-            run.x0, run.noisy = run.x0[:run.shown], run.noisy[:run.shown]
-            self._show_film(run, keep_preview=True)
-        self.progress_label.setText(f"stopped at step {run.shown}/{run.total}")
+        self._keep_shown(run)
+        self.progress_label.setText(f"stopped at step {run.shown}/{run.total}" + self._pace_text(run))
         self.say(f"stopped at step {run.shown} of {run.total}; the preview keeps the last step (a stopped run "
                  "is not saved to the history)")
         self._update_buttons()
         self.stopped.emit(run.shown)
+        self._start_queued()
+
+    def _keep_shown(self, run: Generation) -> None:
+        """A run that ended without its images (stopped, failed): keep the steps it showed, on the filmstrip
+        and the scrubber; with none shown, go back to what was there before it."""
+        if not self._back_to_before(run):
+            run.x0, run.noisy = run.x0[:run.shown], run.noisy[:run.shown]
+            self._show_film(run, keep_preview=True)
+
+    def _pace_text(self, run: Generation) -> str:
+        """" · 1.2 s · 2.5 steps/s" for the steps of `run` the preview showed ("" before its first)."""
+        s = self.last_step
+        if not run.shown or s is None:
+            return ""
+        return f" · {s.elapsed:.1f} s · {run.shown / max(s.elapsed, 1e-9):.1f} steps/s"
 
     def _on_failed(self, failure: JobFailure) -> None:
-        if self.run is not None and not self.slots.running("generate"):
+        ended = self.run is not None and not self.slots.running("generate")
+        if ended:
             run, self.run = self.run, None
-            self._back_to_before(run)
-            self.progress_label.setText("failed")
+            self._keep_shown(run)
+            self.progress_label.setText(f"failed at step {run.shown}/{run.total}" if run.shown else "failed")
         self.say(f"failed: {failure.message}", error=True)
         self.ctx.show_status(f"Text to Image: {failure.message}")
         self._update_buttons()
+        if ended:
+            self._start_queued()
 
     def _back_to_before(self, run: Generation) -> bool:
         """When a run ends with no step shown, show what was there before it; True when it did."""
@@ -587,6 +625,7 @@ class QtImageTab(QWidget):
 
     def _show_generation(self, gen: Generation) -> None:
         self.current = gen
+        self.gallery.mark(gen.key if self.history.get(gen.key) is gen else None)  # the history shows what is shown
         self.view.select(None)
         self._show_film(gen)
         self._update_buttons()
@@ -617,6 +656,7 @@ class QtImageTab(QWidget):
         if gen is None:
             return
         if self.run is not None:
+            self.gallery.mark(None)  # the click selected it, but the preview stays on the run
             self.say("a run is going: stop it or let it end first")
             return
         self._show_generation(gen)
@@ -783,6 +823,7 @@ class QtImageTab(QWidget):
         self.status.setText(text)
 
     def closeEvent(self, event) -> None:
+        self._queued = False
         if self.run is not None:
             self.run.gate.set()
         self.slots.cancel_all()
