@@ -492,3 +492,41 @@ def test_stop_pressed_as_a_run_ends_keeps_its_result_and_the_full_progress(tab, 
     assert sig.args[0].images.shape[0] == 4 and tab.gallery.count() == 1
     assert tab.progress.value() == tab.progress.maximum() == 1
     assert tab.progress_label.text().startswith("1 step in ")
+
+
+def test_models_changed_during_a_run_wait_for_it_to_end(qtbot, tmp_path, root, pool):
+    """A refill of the picker mid-run (an import, with the running model gone from disk) would open another model
+    under the running one and reset its settings; it waits for the run to end instead."""
+    import json
+    import shutil
+
+    from diffusion_tiny import TINY
+
+    from genstudio.qt.qt_image import QtImageTab
+
+    models = tmp_path / "models"
+    for name in ("diffusion-other", TINY):
+        shutil.copytree(root / TINY, models / name)
+        manifest = json.loads((models / name / "model.json").read_text())
+        (models / name / "model.json").write_text(json.dumps({**manifest, "name": name}))
+    jobs = JobManager()
+    registry = Registry([(models, "shipped")])
+    ctx = StudioContext(registry=registry, pool=pool, jobs=jobs, output_dir=lambda: tmp_path)
+    w = QtImageTab(ctx)
+    qtbot.addWidget(w)
+    w.model_box.setCurrentIndex(w.model_box.findData(TINY))
+    w.steps.setValue(12)
+
+    def at_step(i: int) -> None:
+        if i == 2:
+            shutil.rmtree(models / TINY)
+            registry.refresh()
+            w.models_changed()
+            assert w.model.name == TINY and w.steps.value() == 12 and w.stop_button.isEnabled()
+
+    w.step_shown.connect(at_step)
+    with qtbot.waitSignal(w.generated, timeout=WAIT_MS) as done:
+        w.generate_button.click()
+    assert done.args[0].settings["steps"] == 12 and done.args[0].settings["model"] == TINY
+    assert w.model.name == "diffusion-other" and w.model_box.findData(TINY) == -1  # refilled once the run ended
+    jobs.shutdown()

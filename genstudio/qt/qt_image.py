@@ -127,6 +127,7 @@ class QtImageTab(QWidget):
         self.last_step: DiffusionStep | None = None
         self._before: Generation | None = None
         self._queued = False  # Generate was pressed while a stopped run was ending: it starts when that one ends
+        self._models_changed = False  # models were imported during a run: the picker is refilled when it ends
         self.too_long = ""  # why Generate is off, when a prompt is too long
         self._runs = 0
         self.slots = JobSlots(ctx.jobs, "image", on_failed=self._on_failed, on_progress=self._on_progress)
@@ -234,6 +235,9 @@ class QtImageTab(QWidget):
             self._load()
 
     def models_changed(self) -> None:
+        if self.run is not None:  # a refill mid-run could open another model under the running one
+            self._models_changed = True
+            return
         self.refresh_models(keep=True)
 
     def _load(self) -> None:
@@ -433,7 +437,11 @@ class QtImageTab(QWidget):
             self._update_buttons()
 
     def _start_queued(self) -> None:
-        """The run asked for while the previous one was stopping, now that it has ended."""
+        """A run has ended: the models imported meanwhile join the picker, and the run asked for while it was
+        stopping starts."""
+        if self._models_changed:
+            self._models_changed = False
+            self.refresh_models(keep=True)
         if self._queued:
             self._queued = False
             self.generate()
