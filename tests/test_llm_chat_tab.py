@@ -8,6 +8,7 @@ import sys
 import pytest
 from llm_tiny import exported_tiny
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QPushButton
 
 from genstudio.engines.llm.store import ChatStore
 from genstudio.qt.qt_context import StudioContext
@@ -383,3 +384,134 @@ def test_a_chat_with_hand_edited_reply_stats_opens(qtbot, chat):
     tab.conversations.select(cid)
     assert tab._cid == cid and [m.text for m in tab.transcript.messages] == ["hi", "hello"]
     assert not tab.transcript.messages[-1].stats_label.isVisibleTo(tab)
+
+
+def test_settings_and_system_prompt_set_before_the_first_chat_go_with_it(qtbot, chat):
+    tab = chat
+    assert tab._cid is None  # a first start: no chat yet
+    tab.panel.max_new_tokens.setValue(2)
+    tab.panel.seed.setValue(3)
+    tab.panel.system.setPlainText("You are terse.")
+    assert send_and_wait(qtbot, tab, "hello") == "succeeded"
+    cid = tab._cid
+    assert tab.store.get(cid).system_prompt == "You are terse." and tab.panel.system.toPlainText() == "You are terse."
+    assert tab.store.get(cid).settings == {"max_new_tokens": 2, "seed": 3}
+    assert tab.panel.max_new_tokens.value() == 2 and tab.panel.seed.value() == 3
+    assert tab.store.messages(cid)[-1].stats["new_tokens"] <= 2  # the reply used them
+
+
+def test_cancel_edit_gives_back_the_draft(qtbot, chat):
+    tab = chat
+    tab.panel.max_new_tokens.setValue(2)
+    send_and_wait(qtbot, tab, "one")
+    tab.input.setPlainText("a draft")
+    tab.transcript.messages[0].edit_button.click()
+    assert tab.input.toPlainText() == "one" and tab.editing == 0
+    tab.edit_bar.findChild(QPushButton).click()  # Cancel edit
+    assert tab.input.toPlainText() == "a draft" and tab.editing is None and not tab.edit_bar.isVisibleTo(tab)
+    tab.transcript.messages[0].edit_button.click()
+    with qtbot.waitSignal(tab.reply_finished, timeout=WAIT_MS):
+        tab.send("uno")  # the edit is sent; the draft is back in the box
+    assert [m.content for m in tab.store.messages(tab._cid)][:1] == ["uno"] and tab.input.toPlainText() == "a draft"
+
+
+def test_coming_back_to_a_chat_before_its_stopped_reply_lands_shows_it(qtbot, chat, slow_engine, monkeypatch):
+    from genstudio.qt import qt_chat
+
+    monkeypatch.setattr(qt_chat, "SAVE_EVERY_S", 1e12)  # only the stop writes the text
+    tab = chat
+    tab.panel.max_new_tokens.setValue(4000)
+    started = []
+    tab.ctx.jobs.job_started.connect(started.append)
+    first = tab.new_conversation()
+    other = tab.new_conversation()
+    tab.conversations.select(first)
+    with qtbot.waitSignal(tab.reply_finished, timeout=WAIT_MS) as blocker:
+        tab.send("keep going")
+        qtbot.waitUntil(lambda: bool(started) and started[0].delivered_count >= 3 and bool(tab._reply.text),
+                        timeout=WAIT_MS)
+        tab.conversations.select(other)  # stops the reply
+        tab.conversations.select(first)  # and back, before the stop has landed
+        assert tab.busy() and not tab.send_button.isEnabled()
+        assert not tab.transcript.messages[-1].regenerate_button.isVisibleTo(tab.transcript.messages[-1])
+    assert blocker.args[0] == "cancelled"
+    reply = tab.store.messages(first)[-1]
+    assert reply.role == "assistant" and reply.content and reply.stats.get("stopped")
+    shown = tab.transcript.messages[-1]
+    assert shown.text == reply.content and "stopped" in shown.stats_label.text()
+    assert tab.send_button.isEnabled() and shown.regenerate_button.isVisibleTo(shown)
+    assert [m.role for m in tab.transcript.messages] == ["user", "assistant"]
+    assert tab.store.messages(other) == []
+
+
+
+def test_export_mid_reply_has_the_text_shown_so_far(qtbot, chat, slow_engine, monkeypatch, tmp_path):
+    from genstudio.qt import qt_chat
+
+    monkeypatch.setattr(qt_chat, "SAVE_EVERY_S", 1e12)  # no batch save during the test
+    tab = chat
+    tab.panel.max_new_tokens.setValue(4000)
+    started = []
+    tab.ctx.jobs.job_started.connect(started.append)
+    cid = tab.new_conversation()
+    with qtbot.waitSignal(tab.reply_finished, timeout=WAIT_MS):
+        tab.send("keep going")
+        qtbot.waitUntil(lambda: bool(started) and started[0].delivered_count >= 3 and bool(tab._reply.text),
+                        timeout=WAIT_MS)
+        shown = tab._reply.text
+        text = tab.export_markdown(tmp_path / "mid.md").read_text(encoding="utf-8")
+        tab.stop()
+    assert shown.strip() in text
+    assert tab.store.messages(cid)[-1].stats.get("stopped")
+
+
+def test_a_reply_cut_off_by_the_context_or_its_length_says_so(qtbot, chat, monkeypatch):
+    from genstudio.engines.llm.chat import ChatEngine
+    from genstudio.qt.qt_chat_view import stats_line
+
+    assert stats_line({"new_tokens": 9, "finish_reason": "eos"}) == "9 tokens"
+    assert stats_line({"new_tokens": 9, "finish_reason": "length"}) == "9 tokens · cut off at the max new tokens"
+    real = ChatEngine.from_entry
+
+    def no_eos(*a, **kw):  # the reply runs until something cuts it off
+        eng = real(*a, **kw)
+        eng.tokenizer.special.eos_ids = []
+        return eng
+    monkeypatch.setattr(ChatEngine, "from_entry", staticmethod(no_eos))
+    tab = chat
+    tab.panel.max_new_tokens.setValue(8000)  # more than the tiny model's 256-token context holds
+    assert send_and_wait(qtbot, tab, "hello") == "succeeded"
+    reply = tab.store.messages(tab._cid)[-1]
+    assert reply.stats["finish_reason"] == "context"
+    assert "context window is full" in tab.transcript.messages[-1].stats_label.text()
+
+
+def test_deleting_the_open_chat_mid_reply_opens_the_next_one(qtbot, chat, slow_engine):
+    tab = chat
+    tab.panel.max_new_tokens.setValue(4000)
+    started = []
+    tab.ctx.jobs.job_started.connect(started.append)
+    older = tab.new_conversation()
+    tab.store.add_message(older, "user", "an older question")
+    cid = tab.new_conversation()
+    with qtbot.waitSignal(tab.reply_finished, timeout=WAIT_MS) as blocker:
+        tab.send("keep going")
+        qtbot.waitUntil(lambda: bool(started) and started[0].delivered_count >= 2, timeout=WAIT_MS)
+        tab.conversations.delete_current(confirm=False)
+        assert tab._cid == older and tab.conversations.current_id() == older
+    assert blocker.args[0] == "cancelled"
+    assert cid not in [c.id for c in tab.store.list()] and tab.store.messages(cid) == []
+    assert [m.text for m in tab.transcript.messages] == ["an older question"]
+    assert tab.send_button.isEnabled() and not tab.busy()
+    tab.conversations.delete_current(confirm=False)  # the last one: nothing is open
+    assert tab._cid is None and tab.transcript.messages == [] and tab.conversations.list.count() == 0
+
+
+def test_the_export_names_the_model_that_replied(qtbot, chat, tmp_path):
+    tab = chat
+    tab.panel.max_new_tokens.setValue(2)
+    cid = tab.new_conversation()
+    tab.store.db.execute("UPDATE conversations SET model = 'another-model' WHERE id = ?", (cid,))  # made with it
+    send_and_wait(qtbot, tab, "hi")
+    text = tab.export_markdown(tmp_path / "m.md").read_text(encoding="utf-8")
+    assert f"*Model: {tab.current_entry().name}*" in text and "another-model" not in text

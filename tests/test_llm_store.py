@@ -86,3 +86,21 @@ def test_a_file_that_is_not_a_database_names_itself(tmp_path):
     path.write_bytes(b"not a database " * 100)
     with pytest.raises(sqlite3.DatabaseError, match="chats.sqlite3"):
         ChatStore(path)
+
+
+def test_export_says_stopped_and_empty_replies_and_keeps_code_blocks_apart(tmp_path):
+    s = ChatStore(tmp_path / "c.sqlite3")
+    c = s.create("Q")
+    s.add_message(c.id, "user", "show code")
+    s.add_message(c.id, "assistant", "    x = 1\n    y = 2\n", {"new_tokens": 9})  # an indented code block
+    s.add_message(c.id, "user", "more")
+    s.add_message(c.id, "assistant", "Here:\n```python\nprint(1)", {"new_tokens": 3, "stopped": True})
+    s.add_message(c.id, "user", "again")
+    s.add_message(c.id, "assistant", "", {"new_tokens": 0, "stopped": True})
+    s.add_message(c.id, "user", "once more")
+    s.add_message(c.id, "assistant", "", {"stopped": "yes"})  # a hand-edited history
+    md = s.export_markdown(c.id)
+    assert "**Assistant**\n\n    x = 1\n    y = 2\n\n**You**" in md
+    assert "Here:\n```python\nprint(1)\n```\n\n*(stopped)*\n\n**You**\n\nagain" in md  # the fence is closed
+    assert "**Assistant**\n\n*(stopped before any text)*\n\n**You**" in md
+    assert md.endswith("**Assistant**\n\n*(empty)*\n")

@@ -47,6 +47,7 @@ class QtChatTab(QWidget):
         self.engine: ChatEngine | None = None
         self.job: QtJob | None = None
         self.editing: int | None = None  # position of the user message being edited
+        self._draft = ""  # what was in the input box when an edit began; it comes back when the edit ends
         self._reply: QtMessage | None = None  # the streaming reply's widget, while its conversation is shown
         self._reply_ref: tuple[int, int, int] = (0, 0, 0)  # its conversation, message id and position
         self._cid: int | None = None
@@ -182,7 +183,11 @@ class QtChatTab(QWidget):
     # -- conversations ----------------------------------------------------------------------------
     def new_conversation(self) -> int:
         entry = self.current_entry()
-        conv = self.store.create("New chat", model=entry.name if entry else "")
+        # with no chat open, a system prompt and settings set in the panel are for the chat made now
+        keep = self._cid is None
+        conv = self.store.create("New chat", model=entry.name if entry else "",
+                                 system_prompt=self.panel.system.toPlainText() if keep else "",
+                                 settings=self.panel.changed_values() if keep else None)
         self.conversations.search.clear()
         self.conversations.reload(select=conv.id)
         self.open_conversation(conv.id)
@@ -209,6 +214,10 @@ class QtChatTab(QWidget):
                     used = int(n)  # a hand-edited value of the wrong type is skipped, never raised
         else:
             self.panel.set_system("")
+        if self.job is not None and cid is not None and self._reply_ref[0] == cid:
+            # back in the chat of a stopped reply that has not landed yet: it lands in this widget
+            self._reply = next((w for w in self.transcript.messages if w.message_id == self._reply_ref[1]), None)
+        self.transcript.update_actions(self.job is not None)
         self._apply_conversation_settings()
         self.panel.set_context(used, self._window())
 
@@ -266,10 +275,11 @@ class QtChatTab(QWidget):
         self._system_timer.stop()
         self._save_system()
         try:
+            draft = None
             if self.editing is not None:
                 self.store.delete_from(cid, self.editing)
                 self.transcript.remove_from(self.editing)
-                self.cancel_edit()
+                draft = self._end_edit()
             if not self.store.messages(cid) and self.store.get(cid).title == "New chat":
                 self.store.rename(cid, text.splitlines()[0][:48])
                 self.conversations.search.clear()  # so the chat shows in the list under its new title
@@ -279,7 +289,10 @@ class QtChatTab(QWidget):
             self.transcript.set_notice(f"The message could not be saved: {e}")
             return False
         self.transcript.add(self._message_widget("user", text, m.id, m.position))
-        self.input.clear()
+        if draft:
+            self.input.setPlainText(draft)
+        else:
+            self.input.clear()
         self._start_reply(entry)
         return True
 
@@ -298,14 +311,23 @@ class QtChatTab(QWidget):
     def edit_message(self, msg: QtMessage) -> None:
         if self.busy():
             return
+        if self.editing is None:
+            self._draft = self.input.toPlainText()
         self.editing = msg.position
         self.input.setPlainText(msg.text)
         self.input.setFocus()
         self.edit_bar.setVisible(True)
 
     def cancel_edit(self) -> None:
+        if self.editing is not None:
+            self.input.setPlainText(self._draft)  # the message being edited stays as it was
+        self._end_edit()
+
+    def _end_edit(self) -> str:
+        draft, self._draft = self._draft, ""
         self.editing = None
         self.edit_bar.setVisible(False)
+        return draft
 
     def stop(self) -> None:
         if self.job is not None:
@@ -315,6 +337,8 @@ class QtChatTab(QWidget):
         cid = self._cid
         messages = self.store.chat_messages(cid)
         try:
+            if self.store.get(cid).model != entry.name:  # the model of the replies, as the export says it
+                self.store.set_model(cid, entry.name)
             reply = self.store.add_message(cid, "assistant", "")
         except sqlite3.Error as e:
             self.transcript.set_notice(f"The reply could not be saved: {e}")
@@ -410,6 +434,9 @@ class QtChatTab(QWidget):
             if not chosen:
                 return None
             path = Path(chosen)
+        last = self.job.last_progress if self.job is not None else None
+        if self._reply_ref[0] == self._cid and isinstance(last, ChatDelta):  # a streaming reply, as far as it is shown
+            self._write(self.store.update_message, self._reply_ref[1], last.text)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(self.store.export_markdown(self._cid), encoding="utf-8")

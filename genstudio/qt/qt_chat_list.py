@@ -116,5 +116,10 @@ class QtConversationList(QWidget):
         if confirm and QMessageBox.question(self, "Delete chat", f"Delete “{self.store.get(cid).title}”?") \
                 != QMessageBox.StandardButton.Yes:
             return
+        row = self.list.currentRow()
+        after = self.list.item(row + 1) or self.list.item(row - 1)  # the chat below it opens, else the one above
         self.store.delete(cid)
-        self.reload()
+        nxt = after.data(Qt.ItemDataRole.UserRole) if after else None
+        self.reload(select=nxt)
+        if nxt is not None and self.current_id() == nxt:  # selected silently: open it, not the deleted chat
+            self.selected.emit(nxt)

@@ -49,6 +49,10 @@ def stats_line(stats: dict) -> str:
         parts.append(f"first token {ttft * 1000:.0f} ms")
     if stats.get("stopped") is True:
         parts.append("stopped")
+    elif stats.get("finish_reason") == "context":  # cut off: a user would not know why the reply ends mid-sentence
+        parts.append("cut off: the context window is full")
+    elif stats.get("finish_reason") == "length":
+        parts.append("cut off at the max new tokens")
     return " · ".join(parts)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 import time
@@ -150,6 +151,10 @@ class ChatStore:
         with self._tx():
             self.db.execute("UPDATE conversations SET settings = ? WHERE id = ?", (json.dumps(settings), cid))
 
+    def set_model(self, cid: int, model: str) -> None:
+        with self._tx():
+            self.db.execute("UPDATE conversations SET model = ? WHERE id = ?", (model, cid))
+
     def delete(self, cid: int) -> None:
         with self._tx():
             self.db.execute("DELETE FROM conversations WHERE id = ?", (cid,))
@@ -197,8 +202,29 @@ class ChatStore:
         if conv.system_prompt.strip():
             lines += ["**System**", "", conv.system_prompt.strip(), ""]
         for m in self.messages(cid):
-            lines += [f"**{'You' if m.role == 'user' else 'Assistant'}**", "", m.content.strip(), ""]
+            lines += [f"**{'You' if m.role == 'user' else 'Assistant'}**", "", _export_body(m), ""]
         return "\n".join(lines).rstrip() + "\n"
+
+
+def _export_body(m: Message) -> str:
+    """A message for the Markdown export: indentation kept (an indented code block), a code block a stopped or
+    cut-off reply left open closed (else every later message reads as code), a stopped or empty reply said."""
+    text = m.content.strip("\n").rstrip()
+    fence = None
+    for line in text.splitlines():
+        rest = line.lstrip(" ")
+        if len(line) - len(rest) > 3 or not (mark := re.match(r"`{3,}|~{3,}", rest)):
+            continue
+        if fence is None:
+            fence = mark.group(0)
+        elif mark.group(0)[0] == fence[0] and len(mark.group(0)) >= len(fence) and not rest[mark.end():].strip():
+            fence = None
+    if fence:
+        text += "\n" + fence
+    stopped = m.role == "assistant" and m.stats.get("stopped") is True
+    if stopped:
+        return f"{text}\n\n*(stopped)*" if text else "*(stopped before any text)*"
+    return text or "*(empty)*"
 
 
 def _conv(r: sqlite3.Row) -> Conversation:
