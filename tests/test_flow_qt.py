@@ -139,3 +139,141 @@ def test_empty_registry_says_how_to_build(qtbot, tmp_path):
     w = QtFlowTab(ctx)
     qtbot.addWidget(w)
     assert "genstudio export flow" in w.density.message and w.model_box.count() == 0
+
+
+def _two_flows(qtbot, tmp_path, *, b_extra=None):
+    """A tab over flow-a and flow-b (copies of the tiny model; flow-b's manifest extra updated by b_extra),
+    settled on flow-a."""
+    import json
+    import shutil
+
+    from genstudio.qt.qt_flow import QtFlowTab
+
+    root = tmp_path / "models"
+    for name in ("flow-a", "flow-b"):
+        shutil.copytree(tiny_flow_root() / TINY_NAME, root / name)
+        manifest = json.loads((root / name / "model.json").read_text())
+        manifest.update(name=name, title=name)
+        if name == "flow-b" and b_extra is not None:
+            manifest["extra"] = b_extra(dict(manifest["extra"]))
+        (root / name / "model.json").write_text(json.dumps(manifest))
+    jobs = JobManager()
+    ctx = StudioContext(registry=Registry([(root, "shipped")]),
+                        pool=SessionPool(SessionConfig(provider="cpu", threads=1)), jobs=jobs,
+                        output_dir=lambda: tmp_path)
+    w = QtFlowTab(ctx)
+    qtbot.addWidget(w)
+    w.resize(1200, 720)
+    w.show()
+    qtbot.waitUntil(lambda: w.view is not None and w.is_settled(), timeout=WAIT_MS)
+    assert w.model.name == "flow-a"
+    return w, jobs
+
+
+def _hover(plot, x, y):
+    """A mouse move over `plot` at data coordinates (x, y)."""
+    sx, sy = plot.to_screen(np.array([x, y], np.float64))
+    pos = QPointF(float(sx), float(sy))
+    plot.mouseMoveEvent(QMouseEvent(QMouseEvent.Type.MouseMove, pos, pos, Qt.MouseButton.NoButton,
+                                    Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier))
+
+
+def test_a_failed_load_does_not_leave_the_previous_model_on_show(qtbot, tmp_path):
+    def no_range(extra):
+        extra.pop("range")  # the load of flow-b fails (KeyError) after the registry listed it
+        return extra
+
+    w, jobs = _two_flows(qtbot, tmp_path, b_extra=no_range)
+    _hover(w.density, 0.0, 0.0)
+    assert w.cursor_label.text().startswith("log p(x) = ") and "held-out NLL" in w.quality_label.text()
+    w.model_box.setCurrentIndex(w.model_box.findData("flow-b"))
+    qtbot.waitUntil(lambda: w.is_settled(), timeout=WAIT_MS)
+    assert w.status.text().startswith("failed:")
+    # flow-a's picture, numbers and reading were left under flow-b's name
+    assert w.view is None and w.model is None
+    assert w.density.image is None and w.data.image is None and w.density.points is None
+    assert "flow-b could not be loaded" in w.density.message
+    assert w.quality_label.text() == "" and not w.cursor_label.text().startswith("log p(x)")
+    _hover(w.density, 0.0, 0.0)  # and the readout reads nothing of flow-a's
+    assert not w.cursor_label.text().startswith("log p(x)")
+    w.model_box.setCurrentIndex(w.model_box.findData("flow-a"))  # picking a loadable model again shows it
+    qtbot.waitUntil(lambda: w.view is not None and w.is_settled(), timeout=WAIT_MS)
+    assert w.model.name == "flow-a" and w.density.image is not None and "held-out NLL" in w.quality_label.text()
+    jobs.shutdown()
+
+
+def test_the_log_p_reading_is_the_current_models_after_a_switch(qtbot, tmp_path):
+    def small_range(extra):
+        extra["range"] = [v / 4 for v in extra["range"]]
+        return extra
+
+    w, jobs = _two_flows(qtbot, tmp_path, b_extra=small_range)
+    x0, x1, y0, y1 = w.view.grid.range
+    corner = (x0 + 0.05 * (x1 - x0), y0 + 0.05 * (y1 - y0))  # inside flow-a's range, outside flow-b's
+    middle = (0.1 * x1, 0.1 * y1)  # inside both
+    _hover(w.density, *middle)
+    _hover(w.density, *corner)
+    assert w.cursor_label.text().startswith("log p(x) = ")
+    with qtbot.waitSignal(w.view_ready, timeout=WAIT_MS):
+        w.model_box.setCurrentIndex(w.model_box.findData("flow-b"))
+    assert w.model.name == "flow-b"
+    assert not w.cursor_label.text().startswith("log p(x)")  # was flow-a's value at a point flow-b does not cover
+    _hover(w.density, 0.0, 0.0)
+    x, y = w._hover
+    with qtbot.waitSignal(w.view_ready, timeout=WAIT_MS):
+        w.model_box.setCurrentIndex(w.model_box.findData("flow-a"))
+    v = w.view.grid.value_at(x, y)
+    assert float(w.cursor_label.text().split("=")[1].split()[0]) == pytest.approx(v, abs=1e-3)
+    jobs.shutdown()
+
+
+def test_a_sample_count_of_zero_still_loads_a_model(qtbot, tab):
+    with qtbot.waitSignal(tab.samples_ready, timeout=WAIT_MS):
+        tab.count.setValue(0)
+    assert tab.view.samples.shape == (0, 2)
+    old_view = tab.view
+    tab._load()  # what picking a model does: it failed on 0 samples ("need at least one array")
+    qtbot.waitUntil(tab.is_settled, timeout=WAIT_MS)
+    assert not tab.status.text().startswith("failed") and tab.view is not old_view
+    assert tab.view.samples.shape == (0, 2) and tab.view.sample_layers.shape[0] == tab.model.n_layers + 1
+    assert not tab.status.text().startswith("failed") and "held-out NLL" in tab.quality_label.text()
+    tab.slider.setValue(0)
+    assert len(tab.density.points) == 0
+
+
+def test_the_reading_at_the_plots_top_and_right_edge(tab):
+    g = tab.view.grid
+    x0, x1, y0, y1 = g.range
+    assert g.value_at(x1, y1) == pytest.approx(float(g.log_p[-1, -1]))  # was None: the last pixel read nothing
+    assert g.value_at(x0, y0) == pytest.approx(float(g.log_p[0, 0]))
+    assert g.value_at(x1 + 1e-3, y0) is None and g.value_at(x0, y1 + 1e-3) is None
+    assert g.value_at(float("nan"), 0.0) is None
+    plot = tab.density
+    r = plot.plot_rect()
+    event = QMouseEvent(QMouseEvent.Type.MouseMove, r.topRight(), r.topRight(), Qt.MouseButton.NoButton,
+                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    plot.mouseMoveEvent(event)
+    assert tab.cursor_label.text().startswith(f"log p(x) = {float(g.log_p[-1, -1]):.3f}")
+
+
+def test_the_reading_of_a_huge_or_missing_log_p(tab):
+    g = tab.view.grid
+    g.log_p[:] = 800.0  # p(x) = e^800 does not fit in a float: the readout raised OverflowError
+    _hover(tab.density, 0.0, 0.0)
+    assert tab.cursor_label.text().startswith("log p(x) = 800.000   p(x) = inf")
+    g.log_p[:] = -np.inf
+    _hover(tab.density, 0.1, 0.1)
+    assert tab.cursor_label.text().startswith("log p(x) = -inf   p(x) = 0 ")
+
+
+def test_infinite_and_missing_log_p_colours():
+    from genstudio.engines.flow_render import colorize, scale_log_density, viridis_lut
+
+    lp = np.array([[0.0, np.inf], [-np.inf, np.nan]])  # row 0 is the bottom of the picture
+    top, bottom = viridis_lut()[-1].tolist(), viridis_lut()[0].tolist()
+    for scale in ("log", "linear"):
+        values, _lo, _hi = scale_log_density(lp, scale)
+        assert np.all((values >= 0) & (values <= 1)), scale
+        rgb = colorize(values)[::-1]  # back to row 0 at the bottom
+        assert rgb[0, 1].tolist() == top, scale  # +inf is the densest colour (was the emptiest on the linear scale)
+        assert rgb[0, 0].tolist() == top and rgb[1, 0].tolist() == bottom and rgb[1, 1].tolist() == bottom, scale

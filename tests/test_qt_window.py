@@ -235,6 +235,72 @@ def test_save_output_writes_the_model_details(studio, tmp_path):
     assert '"op_histogram"' in path.read_text()
 
 
+def test_open_folder_of_a_model_deleted_since_the_scan_rescans(qtbot, studio, models_root, monkeypatch):
+    import shutil
+
+    from genstudio.qt import qt_models
+
+    window, tab = studio
+    opened = []
+    monkeypatch.setattr(qt_models.QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile()))
+    make_model_folder(models_root / "gone", name="gone")
+    tab.populate(keep=str(models_root / "gone"))
+    wait_settled(qtbot, tab)
+    assert tab.current_entry().name == "gone"
+    shutil.rmtree(models_root / "gone")
+    tab.open_button.click()  # handed the missing folder to the file manager, and kept listing it
+    assert opened == []
+    assert "gone" not in tab.list.names() and "tiny" in tab.list.names()
+    assert "no longer on disk" in window.statusBar().currentMessage()
+    tab.list.select_name("tiny")
+    tab.open_button.click()
+    assert opened == [str(models_root / "tiny")]
+
+
+def test_a_removed_models_benchmark_is_not_shown_for_a_new_model_in_its_folder(qtbot, studio, models_root,
+                                                                               monkeypatch):
+    import shutil
+    import threading
+
+    from genstudio.qt import qt_models
+    from genstudio.runtime.benchmark import BenchmarkRow
+
+    _window, tab = studio
+    release = threading.Event()
+
+    def fake_benchmark(entry, threads=None):
+        yield Progress(0, 1, "benchmarking")
+        release.wait(WAIT_MS / 1000)
+        return [BenchmarkRow("CPUExecutionProvider", "cpu", "model.onnx", "model", 5, 1.0, 1.0, 1.0)]
+
+    monkeypatch.setattr(qt_models, "benchmark_model", fake_benchmark)
+    for name in ("old", "gone"):
+        make_model_folder(models_root / name, name=name)
+    tab.populate(keep=str(models_root / "old"))
+    wait_settled(qtbot, tab)
+    release.set()
+    with qtbot.waitSignal(tab.benchmark_done, timeout=WAIT_MS):
+        tab.run_benchmark()
+    assert tab.details.bench.isVisibleTo(tab.details)
+    release.clear()
+    tab.list.select_name("gone")
+    wait_settled(qtbot, tab)
+    assert tab.run_benchmark() is not None  # "gone" is removed while its benchmark runs ...
+    shutil.rmtree(models_root / "gone")
+    shutil.rmtree(models_root / "old")  # ... and "old" is replaced by a new build while the studio is open
+    tab.refresh()
+    with qtbot.waitSignal(tab.benchmark_done, timeout=WAIT_MS):
+        release.set()
+    for name in ("old", "gone"):
+        make_model_folder(models_root / name, name=name)
+    tab.refresh()
+    for name in ("old", "gone"):
+        tab.list.select_name(name)
+        wait_settled(qtbot, tab)
+        assert not tab.details.bench.isVisibleTo(tab.details), name  # showed the removed build's timings
+        assert "Measured" not in tab.details.bench_status.text(), name
+
+
 # -- status bar ----------------------------------------------------------------------------------
 def test_a_failed_job_shows_in_the_status_bar(qtbot, studio):
     window, _tab = studio

@@ -53,7 +53,11 @@ class DensityGrid:
         """log p at the grid cell holding (x, y), or None outside the range."""
         x0, x1, y0, y1 = self.range
         n = self.n
-        j, i = math.floor((x - x0) / (x1 - x0) * n), math.floor((y - y0) / (y1 - y0) * n)
+        if not (x0 <= x <= x1 and y0 <= y <= y1):
+            return None
+        # the closed upper edge (x = xmax or y = ymax, where the cursor's last pixel lands) is in the last cell
+        j = min(math.floor((x - x0) / (x1 - x0) * n), n - 1)
+        i = min(math.floor((y - y0) / (y1 - y0) * n), n - 1)
         if 0 <= i < n and 0 <= j < n:
             return float(self.log_p[i, j])
         return None
@@ -170,6 +174,8 @@ class FlowModel:
     def push(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Base points (N, 2) to data points (N, 2) and every layer's output (L+1, N, 2)."""
         z = np.ascontiguousarray(z, np.float32).reshape(-1, 2)
+        if not len(z):  # no points (a sample count of 0): nothing to run, but the layer axis stays
+            return np.zeros((0, 2), np.float32), np.zeros((self.n_layers + 1, 0, 2), np.float32)
         sess = self._session("sample")
         xs, layers = [], []
         for i in range(0, len(z), self.batch):

@@ -41,7 +41,8 @@ def scale_log_density(log_p: np.ndarray, scale: str = "log", span: float = LOG_S
         v = (np.nan_to_num(lp, nan=lo, neginf=lo) - lo) / span
         return np.clip(v, 0.0, 1.0), lo, top
     if scale == "linear":
-        p = np.exp(np.nan_to_num(lp, nan=-np.inf) - top)  # p / max p, without overflow
+        with np.errstate(over="ignore"):  # p / max p, without overflow; +inf (a singular point) is the top
+            p = np.minimum(np.exp(np.nan_to_num(lp, nan=-np.inf) - top), 1.0)
         return p, 0.0, float(np.exp(top))
     raise ValueError(f"scale must be 'log' or 'linear', not {scale!r}")
 

@@ -27,7 +27,7 @@ from genstudio.engines.flow import FlowModel, FlowView, is_2d_flow, load_view
 from genstudio.engines.flow_render import colorize, histogram, scale_counts, scale_log_density
 from genstudio.qt.qt_context import StudioContext, TabSpec
 from genstudio.qt.qt_flow_view import QtDensityPlot
-from genstudio.qt.qt_jobs import JobSlots, QtJob
+from genstudio.qt.qt_jobs import JobFailure, JobSlots, QtJob
 from genstudio.qt.qt_widgets import fill_model_box, is_open
 
 SUBSTEPS = 20  # slider positions between two layers (the animation moves through them smoothly)
@@ -37,6 +37,7 @@ HIST_BINS = 128
 PREFERRED_MODEL = "flow-icon-spline"  # shown first when installed: the app icon, learned
 EMPTY_TEXT = ("No 2-D flow model is installed.\nBuild them with\n"
               "genstudio export flow --density all --arch all")
+HOVER_TEXT = "Move the cursor over a plot to read log p(x)."
 
 
 class QtFlowTab(QWidget):
@@ -48,9 +49,12 @@ class QtFlowTab(QWidget):
         self.ctx = ctx
         self.model: FlowModel | None = None
         self.view: FlowView | None = None
-        self.slots = JobSlots.reporting(ctx.jobs, "flow", "Flow", lambda text: self.status.setText(text),
-                                          ctx.show_status)
+        reporting = JobSlots.reporting(ctx.jobs, "flow", "Flow", lambda text: self.status.setText(text),
+                                       ctx.show_status)
+        self._report_failure = reporting.on_failed
+        self.slots = JobSlots(ctx.jobs, "flow", on_failed=self._on_failed, on_progress=reporting.on_progress)
         self._position = 0.0  # the layer shown, fractional: 0 = Gaussian base, L = data
+        self._hover: tuple[float, float] | None = None  # where log p(x) was last read, in data coordinates
 
         self.model_box = QComboBox()
         self.model_box.setMinimumContentsLength(24)
@@ -85,7 +89,7 @@ class QtFlowTab(QWidget):
         anim.addWidget(self.slider, 1)
         anim.addWidget(self.layer_label)
 
-        self.cursor_label = QLabel("Move the cursor over a plot to read log p(x).")
+        self.cursor_label = QLabel(HOVER_TEXT)
         self.cursor_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.quality_label = QLabel("")
         self.quality_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -163,11 +167,31 @@ class QtFlowTab(QWidget):
         self._recolour()
         self._show_quality()
         self._show_position()
+        self._show_reading()  # the reading under the plots is this model's, not the one shown before
         g = self.view.grid
         self.status.setText(f"{self.model.name}: {g.n}x{g.n} density in {g.seconds * 1000:.0f} ms, "
                             f"integral over the range {g.integral():.4f}")
         self.ctx.show_status(f"Flow: {self.model.name} ready")
         self.view_ready.emit()
+
+    def _on_failed(self, failure: JobFailure) -> None:
+        self._report_failure(failure)
+        if self.model is not None and self.model.name == self.model_box.currentData():
+            return  # a resample failed: the model shown is still the one picked
+        # a load failed: what is shown (if anything) is the previous model's, under the new one's name
+        self.play.setChecked(False)
+        self.model, self.view = None, None
+        for plot in (self.density, self.data):
+            plot.set_picture(None)
+            plot.set_points(None)
+            plot.set_lines(None)
+        self.density.set_message(f"{self.model_box.currentText()} could not be loaded.\n{failure.message}")
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, 0)
+        self.slider.blockSignals(False)
+        self.layer_label.setText("")
+        self.quality_label.setText("")
+        self._show_reading()
 
     def _on_samples(self, layers: np.ndarray) -> None:
         if self.view is None:
@@ -265,11 +289,24 @@ class QtFlowTab(QWidget):
     # -- cursor ------------------------------------------------------------------------------------------
     def _on_hover(self, x: float, y: float) -> None:
         if self.view is None or math.isnan(x):
+            return  # leaving a plot keeps the last reading
+        if self.view.grid.value_at(x, y) is None:
             return
-        v = self.view.grid.value_at(x, y)
+        self._hover = (x, y)
+        self._show_reading()
+
+    def _show_reading(self) -> None:
+        """log p(x) of the model shown at the last cursor position, or the hint when there is none."""
+        v = None if self.view is None or self._hover is None else self.view.grid.value_at(*self._hover)
         if v is None:
+            self.cursor_label.setText(HOVER_TEXT)
             return
-        self.cursor_label.setText(f"log p(x) = {v:.3f}   p(x) = {math.exp(v):.4g}   at x = ({x:.2f}, {y:.2f})")
+        x, y = self._hover
+        try:
+            p = math.exp(v)
+        except OverflowError:  # log p above ~709 nats: a (near-)singular density
+            p = math.inf
+        self.cursor_label.setText(f"log p(x) = {v:.3f}   p(x) = {p:.4g}   at x = ({x:.2f}, {y:.2f})")
 
     def is_settled(self) -> bool:
         """True when no job is under way (what `genstudio shot` waits for)."""

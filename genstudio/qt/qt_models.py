@@ -208,6 +208,10 @@ class QtModelsTab(QWidget):
     # -- list ----------------------------------------------------------------------------------------
     def populate(self, *, select_first: bool = False, keep: str | None = None) -> None:
         entries = self.ctx.registry.scan()
+        listed = {str(e.folder) for e in entries}
+        for cache in (self._filled, self._bench_rows):
+            for key in [k for k in cache if k not in listed]:
+                del cache[key]  # gone from the disk: a model put there later must not show these numbers
         current = keep or (str(self.list.current_entry().folder) if self.list.current_entry() else None)
         if current is None and select_first and entries:
             first = next((e for e in entries if e.ready), entries[0])
@@ -462,7 +466,8 @@ class QtModelsTab(QWidget):
                 self.details.benchmark_progress(p.step, p.total, p.message)
 
         def on_done(rows: list[BenchmarkRow]) -> None:
-            self._bench_rows[key] = (rows, job.elapsed)
+            if self._listed(key):  # not when the model was removed (and the list rescanned) while it ran
+                self._bench_rows[key] = (rows, job.elapsed)
             if self._current_key() == key:
                 self.details.benchmark_finished(rows, elapsed=job.elapsed)
             self.benchmark_done.emit(rows)
@@ -485,13 +490,22 @@ class QtModelsTab(QWidget):
         job.finished.connect(on_finished)
         return job
 
+    def _listed(self, key: str) -> bool:
+        return any(str(self.list.entry_at(i).folder) == key for i in range(self.list.count()))
+
     def _current_key(self) -> str | None:
         e = self.current_entry()
         return str(e.folder) if e else None
 
     # -- shell hooks -----------------------------------------------------------------------------------
-    def open_folder(self) -> Path:
+    def open_folder(self) -> Path | None:
+        """Show the selected model's folder (else the user's models folder); None when the model's folder
+        has gone from the disk since the scan: the list is rescanned and the status bar says so."""
         entry = self.current_entry()
+        if entry is not None and not entry.folder.is_dir():
+            self.populate()
+            self.ctx.show_status(f"{entry.name} is no longer on disk ({entry.folder}); the models were rescanned")
+            return None
         if entry is not None:
             folder = entry.folder
         else:
