@@ -309,7 +309,7 @@ def test_an_import_keeps_the_results_on_screen(make_tab, qtbot, tmp_path):
     assert [c.name for c in tab.state.columns] == FAST[:2] and tab.export_button.isEnabled()
     assert tab.table.columnCount() == 3
     assert _cells(tab, "ms_per_sample_b1") == [*b1, "–"]  # the timings measured stay; the newcomer has none yet
-    assert tab.status.text() == "added gan-fashion-mnist: press Compare to sample it with the others"
+    assert tab.status.text() == "added gan-fashion-mnist: the next Compare samples the models listed now"
     assert tab.run_button.isEnabled() and not tab.stop_button.isEnabled()
     _run(tab, qtbot)  # the next Compare samples it too
     assert [c.name for c in tab.state.columns] == FAST and list(tab.state.timings) == FAST
@@ -354,3 +354,27 @@ def test_the_main_window_forwards_an_import_to_the_compare_tab(qtbot, qapp, mode
             pass
     window.close()
     apply_theme(qapp, "system")
+
+
+def _remove(tab, root: Path, name: str) -> None:
+    """A model folder deleted from the disk, then Refresh on the Models tab."""
+    shutil.rmtree(root / name)
+    tab.ctx.registry.refresh()
+    tab.models_changed()
+
+
+def test_a_model_removed_from_the_disk_leaves_the_list_and_the_results_stay(make_tab, qtbot, tmp_path):
+    root = subset_root(tmp_path / "three", FAST)
+    tab = make_tab(root, n=1)
+    _run(tab, qtbot)
+    state, grid = tab.state, tab.grid_view.image
+    _remove(tab, root, "gan-fashion-mnist")
+    assert [e.name for e in tab.entries] == FAST[:2]
+    assert tab.state is state and tab.grid_view.image is grid and tab.table.columnCount() == 3  # as measured
+    assert tab.status.text() == "gan-fashion-mnist is gone: the next Compare samples the models listed now"
+    _run(tab, qtbot)
+    assert [c.name for c in tab.state.columns] == FAST[:2]
+    for name in FAST[:2]:
+        _remove(tab, root, name)
+    assert tab.entries == [] and not tab.run_button.isEnabled()
+    assert tab.status.text() == "no model is trained on Fashion-MNIST"

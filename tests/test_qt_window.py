@@ -144,6 +144,25 @@ def test_an_imported_model_reaches_the_tabs_already_open(qtbot, studio):
     wait_settled(qtbot, tab)
 
 
+
+def test_a_model_copied_in_or_deleted_by_hand_reaches_the_open_tabs_on_refresh(qtbot, studio, models_root):
+    import shutil
+
+    from gan_tiny import tiny_gan_folder
+
+    window, tab = studio
+    gan_tab = window.tab_widget("gan")
+    assert gan_tab.model_box.count() == 0
+    shutil.copytree(tiny_gan_folder(), models_root / "by-hand")
+    window.action_collection["view_refresh"].trigger()
+    assert gan_tab.model_box.currentData() == "gan-fashion-mnist"
+    qtbot.waitUntil(lambda: len(gan_tab.faces) == 16, timeout=WAIT_MS)
+    shutil.rmtree(models_root / "by-hand")
+    window.action_collection["view_refresh"].trigger()
+    assert gan_tab.model_box.count() == 0 and gan_tab.model is None and gan_tab.faces == []
+    assert not gan_tab.sliders.sliders and not gan_tab.new_batch.isEnabled() and "No" in gan_tab.grid.message
+    wait_settled(qtbot, tab)
+
 def test_import_a_bare_onnx_file(qtbot, studio, tmp_path):
     _window, tab = studio
     graph = make_tiny_onnx(tmp_path / "drop" / "my graph.onnx")

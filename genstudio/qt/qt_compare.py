@@ -185,19 +185,27 @@ class QtCompareTab(QWidget):
         models_for's order); a running comparison, the samples and timings on screen and the settings stay, and
         the next Compare samples the newcomers too."""
         entries = models_for(self.ctx.registry, self.dataset)
-        added = [e.name for e in entries if e.name not in {old.name for old in self.entries}]
-        if not added:
+        before = {old.name for old in self.entries}
+        added = [e.name for e in entries if e.name not in before]
+        gone = sorted(before - {e.name for e in entries})  # removed from the disk, then a rescan
+        if not added and not gone:
+            return
+        running = self.slots.running("compare")
+        if not entries and not running:
+            self.refresh_models()  # the last one went: say so
             return
         self.entries = entries  # a new list: a running comparison goes on with the one it was given
-        self._show_rows(table_rows(self.entries, (self.state.timings if self.state else None) or None))
-        if self.slots.running("compare"):
+        if added or self.state is None:  # results on screen keep the rows they were measured with
+            self._show_rows(table_rows(self.entries, (self.state.timings if self.state else None) or None))
+        if running:
             return  # Compare comes back (with the new list) when the running one finishes
-        self.run_button.setEnabled(True)
+        self.run_button.setEnabled(bool(self.entries))
         if self.state is None:
             self._show_listed()
-        else:
-            them = "them" if len(added) > 1 else "it"
-            self.status.setText(f"added {', '.join(added)}: press Compare to sample {them} with the others")
+            return
+        said = [f"added {', '.join(added)}"] if added else []
+        said += [f"{', '.join(gone)} {'is' if len(gone) == 1 else 'are'} gone"] if gone else []
+        self.status.setText(f"{'; '.join(said)}: the next Compare samples the models listed now")
 
     def _show_listed(self) -> None:
         """Before any samples: the dataset's models named, and Compare offered."""

@@ -125,7 +125,8 @@ class QtFlowTab(QWidget):
         Models tab) leaves the open model as it is when it is still listed."""
         entries = [e for e in self.ctx.registry.entries() if is_2d_flow(e)]
         if not fill_model_box(self.model_box, entries, PREFERRED_MODEL):
-            self.density.set_message(EMPTY_TEXT)
+            self.slots.cancel_all()
+            self._clear(EMPTY_TEXT)  # also when the last one went from the disk (a rescan) while open
             self.status.setText("no 2-D flow models")
             return
         if not (keep and is_open(self.model_box, self.model)):
@@ -179,13 +180,17 @@ class QtFlowTab(QWidget):
         if self.model is not None and self.model.name == self.model_box.currentData():
             return  # a resample failed: the model shown is still the one picked
         # a load failed: what is shown (if anything) is the previous model's, under the new one's name
+        self._clear(f"{self.model_box.currentText()} could not be loaded.\n{failure.message}")
+
+    def _clear(self, message: str) -> None:
+        """No model shown: `message` on the density plot, and nothing of the previous model's left."""
         self.play.setChecked(False)
         self.model, self.view = None, None
         for plot in (self.density, self.data):
             plot.set_picture(None)
             plot.set_points(None)
             plot.set_lines(None)
-        self.density.set_message(f"{self.model_box.currentText()} could not be loaded.\n{failure.message}")
+        self.density.set_message(message)
         self.slider.blockSignals(True)
         self.slider.setRange(0, 0)
         self.slider.blockSignals(False)

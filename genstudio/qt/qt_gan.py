@@ -283,7 +283,7 @@ class QtGanTab(QWidget):
         Models tab) leaves the open model as it is when it is still listed."""
         entries = [e for e in self.ctx.registry.entries() if is_gan(e)]
         if not fill_model_box(self.model_box, entries, "gan-synthfaces"):
-            self.grid.set_message(EMPTY_TEXT)
+            self._clear(EMPTY_TEXT)  # also when the last one went from the disk (a rescan) while open
             self.status.setText("no GAN models")
             return
         if not (keep and is_open(self.model_box, self.model)):
@@ -334,6 +334,11 @@ class QtGanTab(QWidget):
     def _close_model(self, name: str, error: str) -> None:
         """`name` cannot be opened: no model is open, and nothing of the previous one stays on screen, usable
         or running (its faces, sliders and morph would belong to no open model)."""
+        self._clear(f"{name} cannot be opened:\n{error}")
+        self._say_error(f"{name} cannot be opened: {error}")
+
+    def _clear(self, message: str) -> None:
+        """No model open: `message` on the grid, every face, slider and job of the previous one gone."""
         self.model = None
         self.slots.cancel_all()
         self.play.setChecked(False)
@@ -344,10 +349,9 @@ class QtGanTab(QWidget):
         self.sliders.set_directions([])
         self.edit_note.setText("")
         self.vary_grid.set_message("")
-        self.grid.set_message(f"{name} cannot be opened:\n{error}")
+        self.grid.set_message(message)
         for w in self.model_controls:
             w.setEnabled(False)
-        self._say_error(f"{name} cannot be opened: {error}")
 
     @property
     def truncation(self) -> float:

@@ -121,6 +121,7 @@ class QtModelsTab(QWidget):
     details_filled = Signal(str)  # the entry's folder, once its ONNX details are shown
     settled = Signal()  # nothing left to fill for the current selection
     imported = Signal(list)  # the ModelEntry objects just imported
+    rescanned = Signal()  # Refresh: models added to or removed from the folders by hand are now listed
     import_failed = Signal(str)  # the message shown to the user
     benchmark_done = Signal(list)  # BenchmarkRow list
     offered = Signal(object)  # offer_import's QMessageBox: the question, or why the path cannot be imported
@@ -232,6 +233,7 @@ class QtModelsTab(QWidget):
     def refresh(self) -> None:
         self.populate()
         self.ctx.show_status(f"Models rescanned: {self.list.count()} found")
+        self.rescanned.emit()
 
     def current_entry(self) -> ModelEntry | None:
         return self.list.current_entry()

@@ -161,7 +161,7 @@ class QtVaeTab(VaeEncodeMixin, QWidget):
         Models tab) leaves the open model as it is when it is still listed."""
         entries = [e for e in self.ctx.registry.entries() if is_vae(e)]
         if not fill_model_box(self.model_box, entries):
-            self.map.set_message(EMPTY_TEXT)
+            self._clear_view(EMPTY_TEXT)  # also when the last one went from the disk (a rescan) while open
             self.status.setText("no VAE models")
             return
         if not (keep and is_open(self.model_box, self.model)):
