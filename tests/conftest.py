@@ -49,6 +49,17 @@ def make_model_folder(folder: Path, *, name: str = "tiny", family: str = "onnx")
     return folder
 
 
+def copy_model(src: Path, dest: Path, **manifest) -> Path:
+    """A copy of model folder `src` at `dest`, named after the folder (model.json's other fields as given)."""
+    import json
+    import shutil
+
+    shutil.copytree(src, dest)
+    data = json.loads((dest / "model.json").read_text())
+    (dest / "model.json").write_text(json.dumps({**data, "name": dest.name, **manifest}))
+    return dest
+
+
 @pytest.fixture
 def tiny_model_folder(tmp_path) -> Path:
     return make_model_folder(tmp_path / "models" / "tiny")

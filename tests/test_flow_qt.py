@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import copy_model
 from flow_tiny import TINY_NAME, tiny_flow_root
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QMouseEvent
@@ -81,16 +82,12 @@ def test_sample_count_and_seed_resample(qtbot, tab):
 
 
 def test_a_seed_change_while_another_model_loads_still_shows_that_model(qtbot, tmp_path):
-    import json
-    import shutil
 
     from genstudio.qt.qt_flow import QtFlowTab
 
     root = tmp_path / "models"
     for name in ("flow-a", "flow-b"):
-        shutil.copytree(tiny_flow_root() / TINY_NAME, root / name)
-        manifest = json.loads((root / name / "model.json").read_text())
-        (root / name / "model.json").write_text(json.dumps({**manifest, "name": name}))
+        copy_model(tiny_flow_root() / TINY_NAME, root / name)
     jobs = JobManager()
     ctx = StudioContext(registry=Registry([(root, "shipped")]),
                         pool=SessionPool(SessionConfig(provider="cpu", threads=1)), jobs=jobs,

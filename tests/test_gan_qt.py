@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import copy_model
 from PIL import Image
 from PySide6.QtCore import Qt
 
@@ -249,15 +250,10 @@ def test_a_model_imported_elsewhere_joins_the_picker_and_the_open_model_stays(ta
 def _add_broken_models(tab) -> None:
     """Two copies of the open model that cannot be opened: a bad mean latent (refused as the folder is read) and a
     bad mapping graph (read only when the first batch runs)."""
-    import json
-    import shutil
 
     root = tab.ctx.registry.roots[0][0]
     for name, broken in (("gan-broken-mean", "w_avg.npy"), ("gan-broken-graph", "mapping.onnx")):
-        folder = root / name
-        shutil.copytree(tab.model.entry.folder, folder)
-        data = json.loads((folder / "model.json").read_text())
-        (folder / "model.json").write_text(json.dumps({**data, "name": name}))
+        folder = copy_model(tab.model.entry.folder, root / name)
         (folder / broken).write_bytes(b"not what the file should hold")
     tab.ctx.registry.refresh()
     tab.models_changed()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import copy_model
 from PIL import Image
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
@@ -359,8 +360,6 @@ def test_a_failing_run_shows_in_the_status_and_the_tab_goes_on(tab, qtbot, monke
 
 
 def test_a_broken_model_folder_is_refused_and_the_others_still_open(qtbot, tmp_path, root, pool):
-    import json
-    import shutil
 
     from diffusion_tiny import TINY
 
@@ -370,9 +369,7 @@ def test_a_broken_model_folder_is_refused_and_the_others_still_open(qtbot, tmp_p
     for name, broken, text in (("diffusion-a-tokenizer", "tokenizer/tokenizer.json", "{not json"),
                                ("diffusion-b-scheduler", "scheduler/scheduler_config.json", '{"beta_start": "x"}'),
                                (TINY, None, "")):
-        shutil.copytree(root / TINY, models / name)
-        manifest = json.loads((models / name / "model.json").read_text())
-        (models / name / "model.json").write_text(json.dumps({**manifest, "name": name}))
+        copy_model(root / TINY, models / name)
         if broken:
             (models / name / broken).write_text(text)
     jobs = JobManager()
@@ -497,7 +494,6 @@ def test_stop_pressed_as_a_run_ends_keeps_its_result_and_the_full_progress(tab, 
 def test_models_changed_during_a_run_wait_for_it_to_end(qtbot, tmp_path, root, pool):
     """A refill of the picker mid-run (an import, with the running model gone from disk) would open another model
     under the running one and reset its settings; it waits for the run to end instead."""
-    import json
     import shutil
 
     from diffusion_tiny import TINY
@@ -506,9 +502,7 @@ def test_models_changed_during_a_run_wait_for_it_to_end(qtbot, tmp_path, root, p
 
     models = tmp_path / "models"
     for name in ("diffusion-other", TINY):
-        shutil.copytree(root / TINY, models / name)
-        manifest = json.loads((models / name / "model.json").read_text())
-        (models / name / "model.json").write_text(json.dumps({**manifest, "name": name}))
+        copy_model(root / TINY, models / name)
     jobs = JobManager()
     registry = Registry([(models, "shipped")])
     ctx = StudioContext(registry=registry, pool=pool, jobs=jobs, output_dir=lambda: tmp_path)

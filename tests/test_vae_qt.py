@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import copy_model
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QMouseEvent
 
@@ -157,7 +158,6 @@ def test_save_into_a_folder_that_cannot_be_written_says_so(tab, tmp_path, monkey
 
 
 def test_a_model_folder_with_codes_of_the_wrong_size_is_refused(qtbot, tmp_path):
-    import json
     import shutil
 
     from vae_tiny import TINY_VAE, tiny_vae_root
@@ -166,10 +166,7 @@ def test_a_model_folder_with_codes_of_the_wrong_size_is_refused(qtbot, tmp_path)
 
     root = tmp_path / "models"
     shutil.copytree(tiny_vae_root() / TINY_VAE, root / TINY_VAE)
-    folder = root / "vae-a-codes"
-    shutil.copytree(root / TINY_VAE, folder)
-    data = json.loads((folder / "model.json").read_text())
-    (folder / "model.json").write_text(json.dumps({**data, "name": "vae-a-codes"}))
+    folder = copy_model(root / TINY_VAE, root / "vae-a-codes")
     n = len(np.load(folder / "labels.npy"))
     np.save(folder / "codes.npy", np.random.default_rng(0).standard_normal((n, 3)).astype(np.float32))  # latent: 2-D
     jobs = JobManager()
@@ -190,7 +187,6 @@ def test_a_failed_load_leaves_no_map_or_images_of_the_previous_model(qtbot, tmp_
     """A model whose decoder cannot be opened, picked while the open model's interpolation is still running: the
     map, images and sliders of the open model go, the error shows on the map, and the old job's late result is
     dropped; picking the good model again brings everything back."""
-    import json
     import shutil
     import threading
 
@@ -202,10 +198,7 @@ def test_a_failed_load_leaves_no_map_or_images_of_the_previous_model(qtbot, tmp_
 
     root = tmp_path / "models"
     shutil.copytree(tiny_vae_root() / TINY_VAE, root / TINY_VAE)
-    folder = root / "vae-broken"
-    shutil.copytree(root / TINY_VAE, folder)
-    data = json.loads((folder / "model.json").read_text())
-    (folder / "model.json").write_text(json.dumps({**data, "name": "vae-broken"}))
+    folder = copy_model(root / TINY_VAE, root / "vae-broken")
     (folder / "decoder.onnx").write_bytes(b"not an ONNX graph")
     jobs = JobManager()
     ctx = StudioContext(registry=Registry([(root, "shipped")]),
