@@ -515,3 +515,78 @@ def test_the_export_names_the_model_that_replied(qtbot, chat, tmp_path):
     send_and_wait(qtbot, tab, "hi")
     text = tab.export_markdown(tmp_path / "m.md").read_text(encoding="utf-8")
     assert f"*Model: {tab.current_entry().name}*" in text and "another-model" not in text
+
+
+def test_renaming_or_deleting_a_chat_while_the_history_is_locked_says_so_and_loses_nothing(qtbot, chat, tmp_path):
+    import sqlite3
+
+    tab = chat
+    older = tab.new_conversation()
+    tab.store.rename(older, "Older")
+    cid = tab.new_conversation()
+    tab.store.rename(cid, "Keep me")
+    tab.store.add_message(cid, "user", "a question")
+    tab.conversations.reload(select=cid)
+    tab.open_conversation(cid)
+    tab.store.db.execute("PRAGMA busy_timeout=50")
+    other = sqlite3.connect(str(tab.store.path), isolation_level=None)  # e.g. a database browser with unsaved edits
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        tab.conversations.rename_current("Renamed")  # what the Rename button runs: no exception out of the handler
+        assert "could not be renamed" in tab.transcript.notice.text() and "locked" in tab.transcript.notice.text()
+        assert tab.transcript.notice.isVisibleTo(tab)
+        tab.conversations.delete_current(confirm=False)
+        assert "could not be deleted" in tab.transcript.notice.text() and "locked" in tab.transcript.notice.text()
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    titles = [tab.conversations.list.item(i).text() for i in range(tab.conversations.list.count())]
+    assert titles == [c.title for c in tab.store.list()] and "Keep me" in titles  # the list is the store's
+    assert tab.store.get(cid).title == "Keep me" and [m.content for m in tab.store.messages(cid)] == ["a question"]
+    assert tab._cid == cid and tab.conversations.current_id() == cid
+    assert [m.text for m in tab.transcript.messages] == ["a question"]
+    tab.conversations.rename_current("Renamed")  # the lock is gone: the tab works again
+    assert tab.store.get(cid).title == "Renamed" and tab.conversations.list.currentItem().text() == "Renamed"
+    tab.conversations.delete_current(confirm=False)
+    assert cid not in [c.id for c in tab.store.list()] and tab._cid == older
+
+
+def test_a_reply_that_fails_after_leaving_its_chat_says_so_in_its_own_chat(qtbot, chat, monkeypatch):
+    import threading
+
+    from genstudio.engines.llm.chat import ChatDelta, ChatEngine
+
+    gate = threading.Event()
+
+    class Failing:  # streams a token, then fails once the user has gone to another chat
+        context_window = 256
+
+        def __init__(self, name):
+            self.name = name
+
+        def generate(self, messages, settings):
+            yield ChatDelta(1, 8, "Hi", "Hi")
+            gate.wait(WAIT_MS / 1000)
+            raise RuntimeError("the model ran out of memory")
+    monkeypatch.setattr(ChatEngine, "from_entry", staticmethod(lambda entry, pool, **_k: Failing(entry.name)))
+    tab = chat
+    started = []
+    tab.ctx.jobs.job_started.connect(started.append)
+    first = tab.new_conversation()
+    other = tab.new_conversation()
+    tab.conversations.select(first)
+    with qtbot.waitSignal(tab.reply_finished, timeout=WAIT_MS) as blocker:
+        tab.send("hello")
+        qtbot.waitUntil(lambda: tab._reply is not None and tab._reply.text == "Hi", timeout=WAIT_MS)
+        tab.conversations.select(other)  # asks the reply to stop; it fails before its next cancel point
+        gate.set()
+    assert blocker.args[0] == "failed"
+    assert tab._cid == other and "failed" not in tab.transcript.notice.text()  # not said in the wrong chat
+    assert not tab.transcript.notice.isVisibleTo(tab)
+    assert [m.content for m in tab.store.messages(first)] == ["hello"]  # the failed reply is gone from its chat
+    assert tab.store.messages(other) == []
+    tab.conversations.select(first)
+    assert "The reply failed: " in tab.transcript.notice.text() and "out of memory" in tab.transcript.notice.text()
+    assert tab.transcript.notice.isVisibleTo(tab)
+    assert [m.text for m in tab.transcript.messages] == ["hello"]
+    assert tab.send_button.isEnabled() and not tab.busy()

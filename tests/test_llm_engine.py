@@ -205,3 +205,20 @@ def test_engine_tells_the_user_when_turns_are_dropped():
     first = next(gen)
     assert first.notice and "left out" in first.notice
     gen.close()
+
+
+def test_a_history_with_an_empty_stopped_reply_renders_with_a_template_that_wants_alternating_turns(tmp_path):
+    from tokenizers import Tokenizer, models
+
+    from genstudio.engines.llm.store import ChatStore
+
+    strict = ChatTokenizer(Tokenizer(models.BPE()), (  # as Llama 2 and Mistral templates check
+        "{% for m in messages %}{% if (m['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+        "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+        "[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"))
+    s = ChatStore(tmp_path / "c.sqlite3")
+    c = s.create("Q")
+    s.add_message(c.id, "user", "first")
+    s.add_message(c.id, "assistant", "", {"new_tokens": 0, "stopped": True})  # stopped before any token
+    s.add_message(c.id, "user", "second")
+    assert strict.render(s.chat_messages(c.id)) == "[user] first\n\nsecond\n"

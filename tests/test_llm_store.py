@@ -104,3 +104,22 @@ def test_export_says_stopped_and_empty_replies_and_keeps_code_blocks_apart(tmp_p
     assert "Here:\n```python\nprint(1)\n```\n\n*(stopped)*\n\n**You**\n\nagain" in md  # the fence is closed
     assert "**Assistant**\n\n*(stopped before any text)*\n\n**You**" in md
     assert md.endswith("**Assistant**\n\n*(empty)*\n")
+
+
+def test_an_empty_stopped_reply_is_left_out_of_the_prompt_and_the_turns_still_alternate(tmp_path):
+    s = ChatStore(tmp_path / "c.sqlite3")
+    c = s.create("Q", system_prompt="Be brief.")
+    s.add_message(c.id, "user", "first question")
+    s.add_message(c.id, "assistant", "", {"new_tokens": 0, "stopped": True})  # stopped before any token
+    s.add_message(c.id, "user", "second question")
+    s.add_message(c.id, "assistant", "an answer", {"new_tokens": 2})
+    s.add_message(c.id, "user", "third question")
+    assert s.chat_messages(c.id) == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "first question\n\nsecond question"},  # joined: no word of the user is lost
+        {"role": "assistant", "content": "an answer"},
+        {"role": "user", "content": "third question"},
+    ]
+    stored = s.messages(c.id)  # the history itself is as it was: the transcript still shows the stopped reply
+    assert [m.content for m in stored] == ["first question", "", "second question", "an answer", "third question"]
+    assert stored[1].stats == {"new_tokens": 0, "stopped": True}

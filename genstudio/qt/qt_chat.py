@@ -52,6 +52,7 @@ class QtChatTab(QWidget):
         self._reply_ref: tuple[int, int, int] = (0, 0, 0)  # its conversation, message id and position
         self._cid: int | None = None
         self._last_save = 0.0
+        self._notices: dict[int, str] = {}  # a reply's failure, said when its chat (not the one open then) opens
 
         self.stack = QStackedWidget()
         self.build_panel = QtBuildPanel()
@@ -75,6 +76,7 @@ class QtChatTab(QWidget):
         self.conversations = QtConversationList(self.store)
         self.conversations.selected.connect(self.open_conversation)
         self.conversations.new_requested.connect(self.new_conversation)
+        self.conversations.failed.connect(lambda text: self.transcript.set_notice(text))
         page.addWidget(self.conversations)
 
         center = QWidget()
@@ -212,6 +214,8 @@ class QtChatTab(QWidget):
                 self.transcript.add(self._message_widget(m.role, m.content, m.id, m.position, m.stats))
                 if m.role == "assistant" and (n := stat_number(m.stats, "context_used")) is not None:
                     used = int(n)  # a hand-edited value of the wrong type is skipped, never raised
+            if cid in self._notices:
+                self.transcript.set_notice(self._notices.pop(cid))
         else:
             self.panel.set_system("")
         if self.job is not None and cid is not None and self._reply_ref[0] == cid:
@@ -344,6 +348,7 @@ class QtChatTab(QWidget):
             self.transcript.set_notice(f"The reply could not be saved: {e}")
             return
         self._reply_ref = (cid, reply.id, reply.position)
+        self._notices.pop(cid, None)
         self._reply = self.transcript.add(self._message_widget("assistant", "", reply.id, reply.position))
         self.transcript.set_notice("")
         settings = self.panel.settings()
@@ -416,10 +421,13 @@ class QtChatTab(QWidget):
 
     def _on_failed(self, failure: JobFailure) -> None:
         cid, _mid, position = self._reply_ref
-        self._write(self.store.delete_from, cid, position)
-        if self._reply is not None:
+        self._write(self.store.delete_from, cid, position)  # in the reply's chat, whichever one is open now
+        notice = f"The reply failed: {failure.message}"
+        if cid == self._cid:
             self.transcript.remove_from(position)
-        self.transcript.set_notice(f"The reply failed: {failure.message}")
+            self.transcript.set_notice(notice)
+        else:  # the user went to another chat: the notice waits for the reply's own
+            self._notices[cid] = notice
         self.status.setText("")
         self._finish("failed")
 

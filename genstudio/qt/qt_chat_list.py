@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -21,6 +23,7 @@ from genstudio.engines.llm.store import ChatStore
 class QtConversationList(QWidget):
     selected = Signal(object)  # conversation id, or None when nothing is selected
     new_requested = Signal()
+    failed = Signal(str)  # a rename or delete the store refused (locked, read-only, full): said in the tab
 
     def __init__(self, store: ChatStore, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -102,23 +105,31 @@ class QtConversationList(QWidget):
         cid = self.current_id()
         if cid is None:
             return
-        if title is None:
-            title, ok = QInputDialog.getText(self, "Rename chat", "Title:", text=self.store.get(cid).title)
-            if not ok:
-                return
-        self.store.rename(cid, title)
+        try:
+            if title is None:
+                title, ok = QInputDialog.getText(self, "Rename chat", "Title:", text=self.store.get(cid).title)
+                if not ok:
+                    return
+            self.store.rename(cid, title)
+        except sqlite3.Error as e:  # the chat keeps its title, in the store and in the list
+            self.failed.emit(f"The chat could not be renamed: {e}")
+            return
         self.reload(select=cid)
 
     def delete_current(self, *, confirm: bool = True) -> None:
         cid = self.current_id()
         if cid is None:
             return
-        if confirm and QMessageBox.question(self, "Delete chat", f"Delete “{self.store.get(cid).title}”?") \
-                != QMessageBox.StandardButton.Yes:
+        try:
+            if confirm and QMessageBox.question(self, "Delete chat", f"Delete “{self.store.get(cid).title}”?") \
+                    != QMessageBox.StandardButton.Yes:
+                return
+            row = self.list.currentRow()
+            after = self.list.item(row + 1) or self.list.item(row - 1)  # the chat below it opens, else the one above
+            self.store.delete(cid)
+        except sqlite3.Error as e:  # nothing was deleted: the chat stays listed and open
+            self.failed.emit(f"The chat could not be deleted: {e}")
             return
-        row = self.list.currentRow()
-        after = self.list.item(row + 1) or self.list.item(row - 1)  # the chat below it opens, else the one above
-        self.store.delete(cid)
         nxt = after.data(Qt.ItemDataRole.UserRole) if after else None
         self.reload(select=nxt)
         if nxt is not None and self.current_id() == nxt:  # selected silently: open it, not the deleted chat

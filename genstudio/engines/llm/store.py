@@ -189,10 +189,22 @@ class ChatStore:
             self._touch(cid)
 
     def chat_messages(self, cid: int) -> list[dict]:
-        """The conversation as the engine wants it: the system prompt first (if any), then the turns."""
+        """The conversation as the engine wants it: the system prompt first (if any), then the turns.
+
+        An empty reply (one stopped before its first token) is left out: the model would read it as an answer of
+        nothing. The user turns on either side of it are joined into one, so the turns still alternate as chat
+        templates expect, and none of the user's words are lost. The stored history is not changed."""
         conv = self.get(cid)
         out = [{"role": "system", "content": conv.system_prompt}] if conv.system_prompt.strip() else []
-        return out + [{"role": m.role, "content": m.content} for m in self.messages(cid)]
+        turns: list[dict] = []
+        for m in self.messages(cid):
+            if m.role == "assistant" and not m.content.strip():
+                continue
+            if m.role == "user" and turns and turns[-1]["role"] == "user":
+                turns[-1] = {"role": "user", "content": f"{turns[-1]['content']}\n\n{m.content}"}
+                continue
+            turns.append({"role": m.role, "content": m.content})
+        return out + turns
 
     def export_markdown(self, cid: int) -> str:
         conv = self.get(cid)
