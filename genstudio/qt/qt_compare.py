@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QPushButton,
-    QScrollArea,
     QSpinBox,
     QSplitter,
     QTableWidget,
@@ -49,7 +48,7 @@ from genstudio.engines.compare import (
 from genstudio.qt.qt_context import StudioContext
 from genstudio.qt.qt_images import QtImageView
 from genstudio.qt.qt_jobs import JobSlots
-from genstudio.qt.qt_widgets import QtCard, label
+from genstudio.qt.qt_widgets import QtCard, label, scroll_area
 from genstudio.runtime.jobs import Progress
 from genstudio.runtime.registry import ModelEntry
 
@@ -115,10 +114,7 @@ class QtCompareTab(QWidget):
         samples = QtCard("Samples")
         self.grid_view = QtImageView(minimum=160, smooth=True)  # tiles are already enlarged; keeps labels legible
         self.condition_label = label("", "muted", wrap=True)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        scroll.setWidget(self.grid_view)
+        scroll = scroll_area(self.grid_view)
         samples.body.addWidget(scroll, 1)
         samples.body.addWidget(self.condition_label)
 

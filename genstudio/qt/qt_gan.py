@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QPushButton,
-    QScrollArea,
     QSlider,
     QSpinBox,
     QVBoxLayout,
@@ -32,7 +31,7 @@ from genstudio.qt.qt_context import StudioContext
 from genstudio.qt.qt_gan_widgets import QtDirectionSliders, QtFaceGrid
 from genstudio.qt.qt_images import QtImageView
 from genstudio.qt.qt_jobs import JobFailure, JobSlots, QtJob
-from genstudio.qt.qt_widgets import QtCard, fill_model_box, is_open, label
+from genstudio.qt.qt_widgets import QtCard, fill_model_box, is_open, label, scroll_area
 from genstudio.runtime.imaging import make_grid, ping_pong, save_gif, save_png, to_uint8
 from genstudio.runtime.jobs import Progress
 
@@ -159,11 +158,7 @@ class QtGanTab(QWidget):
         side_lay.addWidget(self._face_card(), 5)
         side_lay.addWidget(self._edit_card(), 4)
         side_lay.addWidget(self._morph_card(), 3)
-        side_scroll = QScrollArea()  # a short window scrolls the cards instead of squeezing them over each other
-        side_scroll.setWidgetResizable(True)
-        side_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        side_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        side_scroll.setWidget(side)
+        side_scroll = scroll_area(side, across=False)  # a short window scrolls the cards, not squeezes them together
         side_scroll.setMaximumWidth(560)
         body = QHBoxLayout()
         body.addWidget(self.grid, 1)
@@ -228,10 +223,7 @@ class QtGanTab(QWidget):
     def _edit_card(self) -> QtCard:
         card = QtCard("Attribute directions")
         self.sliders = QtDirectionSliders()
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        scroll.setWidget(self.sliders)
+        scroll = scroll_area(self.sliders)
         self.edit_note = label("", "muted", wrap=True)
         self.reset_edits = QPushButton("Reset edits")
         self.reset_edits.clicked.connect(self._reset_edits)

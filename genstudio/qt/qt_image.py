@@ -18,14 +18,14 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QVBoxLayout, QWidget
 
 from genstudio.engines.diffusion import DiffusionModel, DiffusionResult, DiffusionStep, ImageRequest
 from genstudio.engines.diffusion.pipeline import MAX_BATCH, is_diffusion
 from genstudio.qt.qt_context import StudioContext
 from genstudio.qt.qt_image_widgets import QtGallery, QtPreviewPanel, QtPromptPanel, QtSamplingPanel
 from genstudio.qt.qt_jobs import JobFailure, JobSlots, QtJob
-from genstudio.qt.qt_widgets import QtCard, fill_model_box, is_open, label, set_role
+from genstudio.qt.qt_widgets import QtCard, fill_model_box, is_open, label, scroll_area, set_role
 from genstudio.runtime.imaging import make_grid, read_png_settings, save_gif, save_png
 from genstudio.runtime.jobs import Progress
 
@@ -150,11 +150,7 @@ class QtImageTab(QWidget):
         column.addWidget(self.prompt_card)
         column.addWidget(self.settings_card)
         column.addWidget(self.history_card, 1)
-        left = QScrollArea()  # a short window scrolls the controls; the preview stays in view
-        left.setWidgetResizable(True)
-        left.setFrameShape(QScrollArea.Shape.NoFrame)
-        left.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        left.setWidget(controls)
+        left = scroll_area(controls, across=False)  # a short window scrolls the controls; the preview stays in view
         left.setFixedWidth(420 + left.verticalScrollBar().sizeHint().width())
         body = QHBoxLayout()
         body.addWidget(left)

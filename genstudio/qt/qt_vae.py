@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QLabel,
-    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -37,7 +36,7 @@ from genstudio.qt.qt_jobs import JobFailure, JobSlots, QtJob
 from genstudio.qt.qt_vae_encode import VaeEncodeMixin
 from genstudio.qt.qt_vae_map import QtLatentMap
 from genstudio.qt.qt_vae_panels import POINTS, QtDecodePanel, QtEncodePanel, QtPointsPanel
-from genstudio.qt.qt_widgets import fill_model_box, is_open
+from genstudio.qt.qt_widgets import fill_model_box, is_open, scroll_area
 
 LIVE_DECODE_MS = 5.0  # decode on the GUI thread when one decode takes less than this
 MOSAIC_GRID = 16  # decoded tiles per side of the map's background
@@ -98,11 +97,7 @@ class QtVaeTab(VaeEncodeMixin, QWidget):
         side.addLayout(upper, 5)
         side.addWidget(self.points_panel, 4)
         side.addWidget(self.points_panel.kl)
-        side_scroll = QScrollArea()  # a short window scrolls the panels instead of squeezing them
-        side_scroll.setWidgetResizable(True)
-        side_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        side_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        side_scroll.setWidget(side_widget)
+        side_scroll = scroll_area(side_widget, across=False)  # a short window scrolls the panels, not squeezes them
         side_scroll.setMinimumWidth(side_widget.minimumSizeHint().width()
                                     + side_scroll.verticalScrollBar().sizeHint().width())
         side_scroll.setMaximumWidth(620)  # the map takes the rest: it is the point of the tab

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLayout,
+    QScrollArea,
     QSizePolicy,
     QStyledItemDelegate,
     QStyleOptionViewItem,
@@ -246,6 +247,18 @@ def fill_model_box(box: QComboBox, entries: list, preferred: str | None = None) 
         box.setCurrentIndex(names.index(pick) if pick in names else 0)
     box.blockSignals(False)
     return bool(entries)
+
+
+def scroll_area(widget: QWidget, *, across: bool = True) -> QScrollArea:
+    """`widget` in a frameless scroll area that sizes it to the view (it scrolls only below its minimum size);
+    across=False never scrolls sideways (a column of cards)."""
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QScrollArea.Shape.NoFrame)
+    if not across:
+        area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setWidget(widget)
+    return area
 
 
 def is_open(box: QComboBox, model) -> bool:

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QMessageBox, QScrollArea, QTabWidget, QVBoxLayout,
 
 from genstudio.qt.qt_tabs import load_tab_spec
 from genstudio.qt.qt_theme import THEMES
-from genstudio.qt.qt_widgets import label
+from genstudio.qt.qt_widgets import label, scroll_area
 from genstudio.runtime import providers as prov
 
 if TYPE_CHECKING:
@@ -83,11 +83,7 @@ def _host() -> QScrollArea:
     page = QWidget()
     layout = _PageLayout(page)
     layout.setContentsMargins(0, 0, 0, 0)
-    host = QScrollArea()
-    host.setWidgetResizable(True)
-    host.setFrameShape(QScrollArea.Shape.NoFrame)
-    host.setWidget(page)
-    return host
+    return scroll_area(page)
 
 
 def _page_layout(slot: TabSlot) -> QVBoxLayout:
