@@ -58,9 +58,7 @@ class DensityGrid:
         # the closed upper edge (x = xmax or y = ymax, where the cursor's last pixel lands) is in the last cell
         j = min(math.floor((x - x0) / (x1 - x0) * n), n - 1)
         i = min(math.floor((y - y0) / (y1 - y0) * n), n - 1)
-        if 0 <= i < n and 0 <= j < n:
-            return float(self.log_p[i, j])
-        return None
+        return float(self.log_p[i, j])
 
 
 def grid_points(range_: Range, n: int) -> np.ndarray:

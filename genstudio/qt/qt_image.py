@@ -127,7 +127,7 @@ class QtImageTab(QWidget):
         self.last_step: DiffusionStep | None = None
         self._before: Generation | None = None
         self._queued = False  # Generate was pressed while a stopped run was ending: it starts when that one ends
-        self._models_changed = False  # models were imported during a run: the picker is refilled when it ends
+        self._models_stale = False  # models were imported during a run: the picker is refilled when it ends
         self.too_long = ""  # why Generate is off, when a prompt is too long
         self._runs = 0
         self.slots = JobSlots(ctx.jobs, "image", on_failed=self._on_failed, on_progress=self._on_progress)
@@ -232,7 +232,7 @@ class QtImageTab(QWidget):
 
     def models_changed(self) -> None:
         if self.run is not None:  # a refill mid-run could open another model under the running one
-            self._models_changed = True
+            self._models_stale = True
             return
         self.refresh_models(keep=True)
 
@@ -432,11 +432,11 @@ class QtImageTab(QWidget):
             self.say("stopping after this step…")
             self._update_buttons()
 
-    def _start_queued(self) -> None:
+    def _after_run(self) -> None:
         """A run has ended: the models imported meanwhile join the picker, and the run asked for while it was
         stopping starts."""
-        if self._models_changed:
-            self._models_changed = False
+        if self._models_stale:
+            self._models_stale = False
             self.refresh_models(keep=True)
         if self._queued:
             self._queued = False
@@ -487,7 +487,7 @@ class QtImageTab(QWidget):
                  f"{run.settings['guidance']:g}{unknown} · click an image to select it")
         self._update_buttons()
         self.generated.emit(result)
-        self._start_queued()
+        self._after_run()
 
     def _on_cancelled(self, job: QtJob, run: Generation) -> None:
         if self.slots.jobs.get("generate") is not job or self.run is not run:
@@ -499,7 +499,7 @@ class QtImageTab(QWidget):
                  "is not saved to the history)")
         self._update_buttons()
         self.stopped.emit(run.shown)
-        self._start_queued()
+        self._after_run()
 
     def _keep_shown(self, run: Generation) -> None:
         """A run that ended without its images (stopped, failed): keep the steps it showed, on the filmstrip
@@ -525,7 +525,7 @@ class QtImageTab(QWidget):
         self.ctx.show_status(f"Text to Image: {failure.message}")
         self._update_buttons()
         if ended:
-            self._start_queued()
+            self._after_run()
 
     def _back_to_before(self, run: Generation) -> bool:
         """When a run ends with no step shown, show what was there before it; True when it did."""

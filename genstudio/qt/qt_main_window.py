@@ -165,13 +165,13 @@ class QtMainWindow(QMainWindow):
         if slot.widget is None and slot.spec is not None and not slot.error:
             build_slot_widget(slot, self.ctx)
             if slot.widget is not None and hasattr(slot.widget, "imported"):
-                slot.widget.imported.connect(self._models_imported)
-                slot.widget.rescanned.connect(self._models_imported)
+                slot.widget.imported.connect(self._models_listed_changed)
+                slot.widget.rescanned.connect(self._models_listed_changed)
             if slot.widget is not None and self.current_tab_widget() is slot.widget:
                 self.action_collection["file_save_output"].setEnabled(hasattr(slot.widget, "save_output"))
         return slot.widget
 
-    def _models_imported(self, _entries=None) -> None:
+    def _models_listed_changed(self, _entries=None) -> None:
         """Models imported (or found or gone on a rescan) on the Models tab join (or leave) the pickers of the
         tabs already built (those not yet built read the registry when they are); what those tabs have open
         stays while it is listed."""
